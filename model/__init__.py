@@ -1,0 +1,25 @@
+"""Transformer Playground's from-scratch transformers, in plain PyTorch.
+
+No UI code lives here: this package imports neither streamlit, plotly nor bertviz.
+"""
+
+from .attention import AttentionTrace, MultiHeadAttention, attention
+from .checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, GPTConfig, TransformerConfig
+from .device import default_device
+from .embeddings import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, TokenEmbedding, sinusoidal_table
+from .gpt import GPT, GPTTrace
+from .kv_cache import KVCache, ModelCache
+from .layers import DecoderLayer, EncoderLayer, FeedForward
+from .masks import causal_mask, combine_masks, padding_mask
+from .norms import LayerNorm, RMSNorm
+from .trace import trace
+from .transformer import Decoder, Encoder, Seq2SeqTrace, Transformer
+
+__all__ = [
+    "AttentionTrace", "CheckpointError", "ConfigError", "Decoder", "DecoderLayer", "Encoder", "EncoderLayer",
+    "FeedForward", "GPT", "GPTConfig", "GPTTrace", "KVCache", "LayerNorm", "LearnedPositionalEmbedding",
+    "LoadedCheckpoint", "ModelCache", "MultiHeadAttention", "RMSNorm", "Seq2SeqTrace", "SinusoidalPositionalEncoding",
+    "TokenEmbedding", "Transformer", "TransformerConfig", "attention", "causal_mask", "combine_masks",
+    "default_device", "load_checkpoint", "padding_mask", "save_checkpoint", "sinusoidal_table", "trace",
+]

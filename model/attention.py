@@ -1,0 +1,172 @@
+"""Scaled dot-product attention and the one MultiHeadAttention module (MHA, GQA and MQA).
+
+Legend: B batch, T_q query length, T_k key length, D d_model, H query heads,
+Hkv key/value heads, G = H // Hkv query heads per key/value head, Dh = D // H.
+
+    MHA  (Hkv = H)        GQA (1 < Hkv < H)       MQA (Hkv = 1)
+    q: 0 1 2 3            q: 0 1 | 2 3            q: 0 1 2 3
+    k: 0 1 2 3            k:  0  |  1             k:    0
+    Query head h reads key/value head h // G.
+
+Grouped heads are computed by a reshape, (B, H, T, Dh) -> (B, Hkv, G, T, Dh),
+never by copying K and V G times: the copy would throw away the memory saving
+that GQA/MQA exist for.
+
+Two paths, one module: the explicit path computes scores, mask, softmax and
+weights step by step (what the tracing API and the pages show); the fast path
+calls `F.scaled_dot_product_attention` when nobody asked for the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .kv_cache import KVCache
+
+
+@dataclass(frozen=True)
+class AttentionSteps:
+    """Every intermediate of one explicit attention computation."""
+
+    raw_scores: Tensor  # (B, H, T_q, T_k)  q . k
+    scaled_scores: Tensor  # (B, H, T_q, T_k)  q . k / sqrt(Dh)
+    weights: Tensor  # (B, H, T_q, T_k)  softmax over keys; 0 where masked
+    output: Tensor  # (B, H, T_q, Dh)  weights @ v
+
+
+def _group(q: Tensor, n_kv_heads: int) -> Tensor:
+    """(B, H, T, Dh) -> (B, Hkv, G, T, Dh): query heads gathered under their shared K/V head."""
+    batch, n_heads, length, d_head = q.shape
+    if n_heads % n_kv_heads:
+        raise ValueError(f"{n_heads} query heads cannot be grouped over {n_kv_heads} key/value heads.")
+    return q.view(batch, n_kv_heads, n_heads // n_kv_heads, length, d_head)
+
+
+def attention_steps(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0) -> AttentionSteps:
+    """softmax(q k^T / sqrt(Dh), masked) v, keeping every step.
+
+    q (B, H, T_q, Dh); k, v (B, Hkv, T_k, Dh) with Hkv dividing H;
+    mask broadcastable to (B, H, T_q, T_k), True where attention is allowed.
+    """
+    batch, n_heads, t_q, d_head = q.shape
+    n_kv_heads, t_k = k.shape[1], k.shape[2]
+    q_grouped = _group(q, n_kv_heads)  # (B, Hkv, G, T_q, Dh)
+    raw = q_grouped @ k.unsqueeze(2).transpose(-2, -1)  # (B, Hkv, G, T_q, T_k)
+    raw = raw.reshape(batch, n_heads, t_q, t_k)  # (B, H, T_q, T_k)
+    scaled = raw / math.sqrt(d_head)  # keeps the softmax out of saturation as Dh grows
+    if mask is not None:
+        # masked_fill returns a new tensor: filling `scaled` in place would corrupt the
+        # tensor autograd saved for the division above.
+        scores = scaled.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        # A query with every key masked would be NaN (0/0); it attends to nothing instead.
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    else:
+        weights = torch.softmax(scaled, dim=-1)  # (B, H, T_q, T_k)
+    dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    grouped_weights = dropped.view(batch, n_kv_heads, n_heads // n_kv_heads, t_q, t_k)
+    output = grouped_weights @ v.unsqueeze(2)  # (B, Hkv, G, T_q, Dh)
+    return AttentionSteps(raw, scaled, weights, output.reshape(batch, n_heads, t_q, d_head))
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention: returns (output (B, H, T_q, Dh), weights (B, H, T_q, T_k))."""
+    steps = attention_steps(q, k, v, mask)
+    return steps.output, steps.weights
+
+
+@dataclass(frozen=True)
+class AttentionTrace:
+    """What one MultiHeadAttention call computed, tensor by tensor, for display."""
+
+    q: Tensor  # (B, H, T_q, Dh)
+    k: Tensor  # (B, Hkv, T_k, Dh)  all keys attended to (cached ones included)
+    v: Tensor  # (B, Hkv, T_k, Dh)
+    raw_scores: Tensor  # (B, H, T_q, T_k)
+    scaled_scores: Tensor  # (B, H, T_q, T_k)
+    mask: Tensor | None  # broadcastable to (B, H, T_q, T_k); True = allowed
+    weights: Tensor  # (B, H, T_q, T_k)
+    head_outputs: Tensor  # (B, H, T_q, Dh)
+    concatenated: Tensor  # (B, T_q, H * Dh)  heads side by side, before out_proj
+    output: Tensor  # (B, T_q, D)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention whose number of key/value heads makes it MHA, GQA or MQA.
+
+    n_kv_heads == n_heads: multi-head; 1: multi-query; any divisor of n_heads: grouped-query.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if d_model % n_heads or n_heads % n_kv_heads:
+            raise ValueError(
+                f"need d_model % n_heads == 0 and n_heads % n_kv_heads == 0; "
+                f"got d_model={d_model}, n_heads={n_heads}, n_kv_heads={n_kv_heads}."
+            )
+        self.d_model, self.n_heads, self.n_kv_heads = d_model, n_heads, n_kv_heads
+        self.d_head = d_model // n_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, n_heads * self.d_head, bias=bias)
+        self.k_proj = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
+        self.v_proj = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
+        self.out_proj = nn.Linear(n_heads * self.d_head, d_model, bias=bias)
+
+    def _split_heads(self, x: Tensor, n_heads: int) -> Tensor:
+        batch, length, _ = x.shape
+        # view splits the last dim into heads; transpose puts heads before time so each
+        # head is a (T, Dh) matrix for the matmul. The result is not contiguous.
+        return x.view(batch, length, n_heads, self.d_head).transpose(1, 2)  # (B, heads, T, Dh)
+
+    def _keys_values(self, x: Tensor, context: Tensor | None, cache: KVCache | None) -> tuple[Tensor, Tensor]:
+        """K and V to attend over: projected from x (self) or context (cross), through the cache."""
+        if context is not None and cache is not None and cache.length > 0:
+            return cache.keys, cache.values  # cross-attention: the encoder's K/V never change
+        source = x if context is None else context
+        k = self._split_heads(self.k_proj(source), self.n_kv_heads)  # (B, Hkv, T_k, Dh)
+        v = self._split_heads(self.v_proj(source), self.n_kv_heads)  # (B, Hkv, T_k, Dh)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, Hkv, T_cached + T_k, Dh)
+        return k, v
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+        return_trace: bool = False,
+    ):
+        """x (B, T_q, D); context (B, T_k, D) for cross-attention; mask True = allowed.
+
+        Returns the output (B, T_q, D); with need_weights, (output, weights (B, H, T_q, T_k));
+        with return_trace, (output, AttentionTrace).
+        """
+        batch, t_q, _ = x.shape
+        q = self._split_heads(self.q_proj(x), self.n_heads)  # (B, H, T_q, Dh)
+        k, v = self._keys_values(x, context, cache)  # (B, Hkv, T_k, Dh)
+        dropout_p = self.dropout if self.training else 0.0
+        if need_weights or return_trace:
+            steps = attention_steps(q, k, v, mask, dropout_p)
+            heads = steps.output
+        else:
+            heads = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p, enable_gqa=self.n_kv_heads != self.n_heads
+            )  # (B, H, T_q, Dh)
+        # transpose back to (B, T, H, Dh) leaves a non-contiguous tensor; reshape copies it
+        # into one block so the heads sit side by side in each row.
+        concatenated = heads.transpose(1, 2).reshape(batch, t_q, self.n_heads * self.d_head)  # (B, T_q, H*Dh)
+        output = self.out_proj(concatenated)  # (B, T_q, D)
+        if return_trace:
+            trace = AttentionTrace(q, k, v, steps.raw_scores, steps.scaled_scores, mask, steps.weights, heads, concatenated, output)
+            return output, trace
+        if need_weights:
+            return output, steps.weights
+        return output

@@ -1,0 +1,288 @@
+"""Checkpoints: a directory with safetensors weights and a JSON file, never a pickle.
+
+    NAME/
+      config.json        format + version, architecture, model config, tokenizer, meta
+      model.safetensors  the weights (float32 unless a smaller dtype was asked for)
+
+Loading never unpickles anything, whatever a file is called: `torch.load` can run
+arbitrary code hidden in a pickle. Every way a checkpoint can be wrong (missing,
+truncated, foreign, mismatched) raises CheckpointError with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import ConfigError, GPTConfig, TransformerConfig
+from .gpt import GPT
+from .transformer import Transformer
+
+FORMAT = "transformer-playground"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+MAX_CONFIG_BYTES = 20 * 1024 * 1024  # a config.json larger than this is not one of ours
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+ARCHITECTURES = {"gpt": (GPT, GPTConfig), "transformer": (Transformer, TransformerConfig)}
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded or saved; the message says why and what to do."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A loaded checkpoint: the model (eval mode), its tokenizer, config and metadata."""
+
+    model: nn.Module
+    tokenizer: Any
+    config: GPTConfig | TransformerConfig
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else "unsaved"
+
+    @property
+    def architecture(self) -> str:
+        return "gpt" if isinstance(self.model, GPT) else "transformer"
+
+    @property
+    def task(self):
+        """The task object described by meta["task"], or None for a bare model."""
+        if not self.meta.get("task"):
+            return None
+        from .tasks import task_from_dict  # tasks are optional for bare models
+
+        return task_from_dict(self.meta["task"])
+
+    def run(self, text: str) -> str:
+        """What the model makes of `text`: the task's answer, or a greedy continuation."""
+        task = self.task
+        if task is not None:
+            return task.run(self.model, self.tokenizer, text)
+        if self.tokenizer is None:
+            raise ValueError("this checkpoint has no tokenizer, so it cannot read text.")
+        if not isinstance(self.model, GPT):
+            raise ValueError("an encoder-decoder checkpoint needs a task in meta['task'] to run text.")
+        ids = torch.tensor([self.tokenizer.encode(text)], dtype=torch.long)
+        if ids.shape[1] == 0:
+            raise ValueError("the input is empty.")
+        room = self.config.max_len - ids.shape[1]
+        if room <= 0:
+            raise ValueError(f"the input has {ids.shape[1]} tokens; the model's context is {self.config.max_len}.")
+        out = self.model.generate(ids, min(20, room))
+        return self.tokenizer.decode(out[0, ids.shape[1]:].tolist())
+
+
+def _architecture_of(model: nn.Module) -> str:
+    for name, (cls, _) in ARCHITECTURES.items():
+        if isinstance(model, cls):
+            return name
+    raise CheckpointError(f"cannot save a {type(model).__name__}; expected GPT or Transformer.")
+
+
+def _tied_keys(model: nn.Module) -> list[str]:
+    """State-dict keys that are the same tensor as an earlier key (weight tying): saved once."""
+    seen: dict[int, str] = {}
+    tied = []
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in seen:
+            tied.append(key)
+        seen.setdefault(id(tensor), key)
+    return tied
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    tokenizer=None,
+    meta: dict | None = None,
+    dtype: torch.dtype = torch.float32,
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` (and tokenizer, meta) as a checkpoint directory at `path`; returns it.
+
+    The directory is written beside its final place and renamed into it, so a crash
+    mid-save leaves any previous checkpoint there intact. An existing checkpoint is
+    only replaced with overwrite=True.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise CheckpointError(f"{target} already exists; choose another name or pass overwrite=True.")
+    architecture = _architecture_of(model)
+    tied = set(_tied_keys(model))
+    weights = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items() if k not in tied}
+    meta = dict(meta or {})
+    meta.setdefault("parameters", sum(p.numel() for p in model.parameters()))
+    meta.setdefault("saved_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "config": model.config.to_dict(),
+        "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
+        "meta": meta,
+        "weights": {"file": WEIGHTS_FILE, "dtype": str(dtype).removeprefix("torch.")},
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+        (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+        _replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    """Move `new` to `target`; an old `target` is moved aside first and removed only after."""
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, target)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    """torch.save writes a zip (PK..) or a raw pickle (0x80 protocol byte); we only peek at bytes."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _checkpoint_dir(path: Path) -> Path:
+    """The checkpoint directory a user-given path points to, or CheckpointError saying why not."""
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: the path does not exist.")
+    if path.is_file():
+        if path.name in (CONFIG_FILE, WEIGHTS_FILE):
+            return path.parent
+        if _looks_like_pickle(path):
+            raise CheckpointError(
+                f"{path.name} looks like a PyTorch pickle (torch.save). Pickles are never loaded here, "
+                f"because unpickling can run arbitrary code; save the model with save_checkpoint instead."
+            )
+        raise CheckpointError(f"{path} is a file; a checkpoint is a directory with {CONFIG_FILE} and {WEIGHTS_FILE}.")
+    if not (path / CONFIG_FILE).is_file():
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        if not entries:
+            raise CheckpointError(f"{path} is an empty directory, not a checkpoint.")
+        pickles = [p.name for p in entries if p.is_file() and _looks_like_pickle(p)]
+        if pickles and len(pickles) == len(entries):
+            raise CheckpointError(
+                f"{path} holds only pickle files ({', '.join(sorted(pickles))}), which are never loaded "
+                f"because unpickling can run arbitrary code. Convert them with save_checkpoint."
+            )
+        raise CheckpointError(f"{path} has no {CONFIG_FILE}; it is not a Transformer Playground checkpoint.")
+    return path
+
+
+def _read_document(directory: Path) -> dict:
+    config_path = directory / CONFIG_FILE
+    if config_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{config_path} is too large to be a checkpoint config.")
+    try:
+        document = json.loads(config_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{config_path} is not valid JSON ({error}); the file is corrupt.") from error
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path} is not a Transformer Playground checkpoint config (no 'format': '{FORMAT}').")
+    version = document.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{config_path} has format_version {version!r}; this code reads up to {FORMAT_VERSION}.")
+    if document.get("architecture") not in ARCHITECTURES:
+        raise CheckpointError(f"unknown architecture {document.get('architecture')!r} in {config_path}.")
+    return document
+
+
+def _build_model(document: dict) -> nn.Module:
+    model_cls, config_cls = ARCHITECTURES[document["architecture"]]
+    config_data = document.get("config")
+    if not isinstance(config_data, dict):
+        raise CheckpointError("the checkpoint config has no 'config' object describing the model.")
+    try:
+        return model_cls(config_cls.from_dict(config_data))
+    except (ConfigError, TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's model config is invalid: {error}") from error
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"{directory} has no {WEIGHTS_FILE}.")
+    try:
+        return load_file(str(weights_path))
+    except Exception as error:  # safetensors raises its own error types for every kind of damage
+        raise CheckpointError(f"{weights_path} is truncated or not a safetensors file ({error}).") from error
+
+
+def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Strict key and shape matching, then copy (cast back to float32 if stored smaller)."""
+    tied = set(_tied_keys(model))
+    expected = {k: v for k, v in model.state_dict().items() if k not in tied}
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"the weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"{' ...' if len(missing) > 5 or len(unexpected) > 5 else ''}."
+        )
+    wrong = [f"{k}: file {tuple(weights[k].shape)} vs config {tuple(v.shape)}" for k, v in expected.items() if weights[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f"the weights' shapes do not match the config: {'; '.join(wrong[:3])}.")
+    if not all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()):
+        raise CheckpointError("the weights contain NaN or infinite values.")
+    model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+
+
+def _read_tokenizer(document: dict):
+    data = document.get("tokenizer")
+    if data is None:
+        return None
+    from .tokenizers import tokenizer_from_dict
+
+    try:
+        return tokenizer_from_dict(data)
+    except (ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"the checkpoint's tokenizer is invalid: {error}") from error
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load a checkpoint directory (or its config.json / model.safetensors); model in eval mode."""
+    directory = _checkpoint_dir(Path(path))
+    try:
+        document = _read_document(directory)
+    except OSError as error:
+        raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {error}") from error
+    model = _build_model(document)
+    _load_weights(model, _read_weights(directory))
+    meta = document.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError("the checkpoint's 'meta' must be a JSON object.")
+    return LoadedCheckpoint(model.to(device).eval(), _read_tokenizer(document), model.config, meta, directory)

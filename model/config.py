@@ -1,0 +1,133 @@
+"""Model configurations: frozen dataclasses that a checkpoint can rebuild a model from.
+
+Choices are `Literal` strings (not enums) so a config round-trips through JSON unchanged.
+Derived fields (`n_kv_heads`, `d_ff`) are filled in `__post_init__`, and every
+impossible combination is refused there with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+NormKind = Literal["layernorm", "rmsnorm"]
+NormPosition = Literal["pre", "post"]
+Activation = Literal["gelu", "relu"]
+PositionalEncoding = Literal["sinusoidal", "learned", "none"]
+
+_CHOICES = {
+    "norm": ("layernorm", "rmsnorm"),
+    "norm_position": ("pre", "post"),
+    "activation": ("gelu", "relu"),
+    "pos_encoding": ("sinusoidal", "learned", "none"),
+}
+
+
+class ConfigError(ValueError):
+    """A model or training setting that cannot work, with a message saying why."""
+
+
+def check_heads(d_model: int, n_heads: int, n_kv_heads: int) -> None:
+    """Refuse head counts that do not split d_model or do not group evenly."""
+    if n_heads < 1 or n_kv_heads < 1:
+        raise ConfigError(f"n_heads ({n_heads}) and n_kv_heads ({n_kv_heads}) must be at least 1.")
+    if d_model % n_heads:
+        raise ConfigError(
+            f"d_model ({d_model}) must be divisible by n_heads ({n_heads}): "
+            f"each head gets d_model / n_heads dimensions."
+        )
+    if n_heads % n_kv_heads:
+        raise ConfigError(
+            f"n_kv_heads ({n_kv_heads}) must divide n_heads ({n_heads}): "
+            f"each key/value head is shared by an equal group of query heads."
+        )
+
+
+@dataclass(frozen=True)
+class _CommonConfig:
+    """Fields shared by the decoder-only GPT and the encoder-decoder Transformer."""
+
+    def _fill_and_check(self) -> None:
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        if self.d_ff is None:
+            object.__setattr__(self, "d_ff", 4 * self.d_model)
+        for name in ("max_len", "d_model", "n_layers", "d_ff"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        check_heads(self.d_model, self.n_heads, self.n_kv_heads)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Rebuild from `to_dict()` output; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class GPTConfig(_CommonConfig):
+    """A decoder-only language model (GPT): masked self-attention blocks, no encoder."""
+
+    vocab_size: int
+    max_len: int
+    d_model: int
+    n_heads: int
+    n_layers: int
+    n_kv_heads: int | None = None  # None means n_heads (plain multi-head attention)
+    d_ff: int | None = None  # None means 4 * d_model
+    dropout: float = 0.0
+    norm: NormKind = "layernorm"
+    norm_position: NormPosition = "pre"
+    activation: Activation = "gelu"
+    pos_encoding: PositionalEncoding = "learned"
+    scale_embeddings: bool = False  # the original paper multiplies embeddings by sqrt(d_model)
+    tie_weights: bool = True  # output projection shares the token embedding matrix
+    bias: bool = True
+    causal: bool = True  # False removes the causal mask: only for showing what leakage looks like
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 1:
+            raise ConfigError(f"vocab_size must be positive, got {self.vocab_size}.")
+        self._fill_and_check()
+
+
+@dataclass(frozen=True)
+class TransformerConfig(_CommonConfig):
+    """The encoder-decoder Transformer of 'Attention Is All You Need'."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    max_len: int
+    d_model: int
+    n_heads: int
+    n_layers: int
+    n_kv_heads: int | None = None
+    d_ff: int | None = None
+    dropout: float = 0.0
+    norm: NormKind = "layernorm"
+    norm_position: NormPosition = "post"  # the paper's choice
+    activation: Activation = "relu"  # the paper's choice
+    pos_encoding: PositionalEncoding = "sinusoidal"
+    scale_embeddings: bool = True
+    tie_weights: bool = False  # ties the decoder's embedding to the output projection
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.src_vocab_size < 1 or self.tgt_vocab_size < 1:
+            raise ConfigError("src_vocab_size and tgt_vocab_size must be positive.")
+        self._fill_and_check()

@@ -1,0 +1,152 @@
+"""The decoder-only GPT, and the layer stack it shares with the encoder-decoder.
+
+Legend: B batch, T length, D d_model, V vocab_size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .config import GPTConfig, TransformerConfig
+from .kv_cache import ModelCache
+from .layers import DecoderLayer
+from .masks import causal_mask
+from .norms import make_norm
+from .sampling import sample_next
+from .stack import InputEmbedding, StackTrace, count_parameters, init_gpt2
+
+
+class LayerStack(nn.Module):
+    """Input embedding, n_layers layers, and a final norm (pre-norm models only:
+    in a post-norm model every layer already ends with a norm)."""
+
+    def __init__(self, config: GPTConfig | TransformerConfig, vocab_size: int, layer_factory):
+        super().__init__()
+        c = config
+        self.embed = InputEmbedding(vocab_size, c.max_len, c.d_model, c.pos_encoding, c.scale_embeddings, c.dropout)
+        self.layers = nn.ModuleList(layer_factory() for _ in range(c.n_layers))
+        self.final_norm = make_norm(c.norm, c.d_model) if c.norm_position == "pre" else None
+
+    def forward(
+        self,
+        ids: Tensor,
+        mask: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        cache: ModelCache | None = None,
+        return_trace: bool = False,
+    ):
+        """ids (B, T) -> hidden states (B, T, D), or (hidden, StackTrace) with return_trace."""
+        start = cache.length if cache is not None else 0
+        if return_trace:
+            x, embedding_trace = self.embed(ids, start, return_trace=True)
+        else:
+            x = self.embed(ids, start)  # (B, T, D)
+        layer_traces = []
+        for i, layer in enumerate(self.layers):
+            x = layer(
+                x, mask=mask, memory=memory, memory_mask=memory_mask,
+                cache=cache.self_attention[i] if cache is not None else None,
+                cross_cache=cache.cross_attention[i] if cache is not None and cache.cross_attention else None,
+                return_trace=return_trace,
+            )
+            if return_trace:
+                x, layer_trace = x
+                layer_traces.append(layer_trace)
+        normed = self.final_norm(x) if self.final_norm is not None else None
+        out = normed if normed is not None else x
+        if return_trace:
+            return out, StackTrace(embedding_trace, tuple(layer_traces), normed, out)
+        return out
+
+
+def self_attention_mask(length: int, cached: int, causal: bool, device) -> Tensor | None:
+    """The mask for `length` new queries after `cached` cached tokens, or None when none is needed.
+
+    Decoding one token with a cache needs none: every cached key is in its past.
+    """
+    if not causal or length == 1:
+        return None
+    return causal_mask(length, cached + length, device=device)  # (T, T_cached + T)
+
+
+@dataclass(frozen=True)
+class GPTTrace:
+    """Everything one GPT forward pass computed."""
+
+    decoder: StackTrace
+    logits: Tensor  # (B, T, V)
+
+
+class GPT(nn.Module):
+    """Decoder-only language model: token + position embeddings, masked self-attention blocks, LM head."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.decoder = LayerStack(config, config.vocab_size, lambda: DecoderLayer(config))
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        init_gpt2(self, config.n_layers)
+        if config.tie_weights:
+            self.lm_head.weight = self.decoder.embed.token.weight  # one (V, D) matrix for both ends
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self)
+
+    def new_cache(self, capacity: int = 0) -> ModelCache:
+        """An empty KV cache, one per layer, preallocated for `capacity` tokens."""
+        return ModelCache.empty(self.config.n_layers, capacity)
+
+    def forward(self, idx: Tensor, cache: ModelCache | None = None, return_trace: bool = False):
+        """idx (B, T) -> logits (B, T, V); with return_trace, (logits, GPTTrace).
+
+        With a cache, idx holds only the new tokens; their K/V are appended to it.
+        """
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be token ids shaped (B, T), got {tuple(idx.shape)}.")
+        cached = cache.length if cache is not None else 0
+        mask = self_attention_mask(idx.shape[1], cached, self.config.causal, idx.device)
+        hidden = self.decoder(idx, mask=mask, cache=cache, return_trace=return_trace)
+        if return_trace:
+            hidden, stack_trace = hidden
+        logits = self.lm_head(hidden)  # (B, T, V)
+        if return_trace:
+            return logits, GPTTrace(stack_trace, logits)
+        return logits
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Extend idx (B, T) by max_new_tokens tokens -> (B, T + max_new_tokens). Temperature 0 is greedy.
+
+        Without the cache every step recomputes the whole sequence (the slow, obvious way);
+        both ways give the same tokens.
+        """
+        total = idx.shape[1] + max_new_tokens
+        if max_new_tokens < 0:
+            raise ValueError("max_new_tokens must be >= 0.")
+        if total > self.config.max_len:
+            raise ValueError(
+                f"prompt ({idx.shape[1]}) + new tokens ({max_new_tokens}) exceeds the context "
+                f"(max_len={self.config.max_len})."
+            )
+        cache = self.new_cache(capacity=total) if use_cache else None
+        out = idx
+        logits = self(idx, cache=cache)  # prefill: (B, T, V)
+        for step in range(max_new_tokens):
+            next_id = sample_next(logits[:, -1], temperature, top_k, generator)  # (B, 1)
+            out = torch.cat([out, next_id], dim=1)
+            if step + 1 < max_new_tokens:
+                logits = self(next_id, cache=cache) if use_cache else self(out)
+        return out

@@ -1,0 +1,67 @@
+"""The tracing API: run a model once and return every intermediate tensor the app shows.
+
+The record comes from the model's own forward pass (`return_trace=True`), not from a
+second implementation that could disagree with it. Tensors are detached and moved
+to the CPU, so the record is safe to cache and plot.
+
+What a trace holds (see the dataclasses in attention.py, layers.py, stack.py, gpt.py,
+transformer.py): token ids, token embeddings, positional encodings, their sum; per
+layer the residual stream in and out of each sublayer, the norms' outputs, per head
+Q, K, V, raw scores q.k, scaled scores, mask, softmax weights, head outputs, the heads
+concatenated, the attention output; the feed-forward hidden layer before and after its
+activation; the final norm; the logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+
+from .gpt import GPT, GPTTrace
+from .transformer import Seq2SeqTrace, Transformer
+
+
+def detach_to_cpu(record):
+    """A copy of a trace (nested dataclasses and tuples) with every tensor detached on the CPU."""
+    if isinstance(record, Tensor):
+        return record.detach().cpu()
+    if isinstance(record, tuple):
+        return tuple(detach_to_cpu(item) for item in record)
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        changes = {f.name: detach_to_cpu(getattr(record, f.name)) for f in dataclasses.fields(record)}
+        return dataclasses.replace(record, **changes)
+    return record
+
+
+@torch.no_grad()
+def trace(
+    model: nn.Module,
+    idx: Tensor | None = None,
+    *,
+    src: Tensor | None = None,
+    tgt: Tensor | None = None,
+    src_pad_id: int | None = None,
+    tgt_pad_id: int | None = None,
+) -> GPTTrace | Seq2SeqTrace:
+    """Trace one forward pass in eval mode.
+
+    GPT: `trace(gpt, idx)` with idx (B, T). Encoder-decoder: `trace(transformer, src=..., tgt=...)`.
+    """
+    was_training = model.training
+    model.eval()  # dropout off: the trace shows what the model computes at inference
+    try:
+        if isinstance(model, GPT):
+            if idx is None:
+                raise ValueError("trace(gpt, idx) needs token ids idx shaped (B, T).")
+            _, record = model(idx, return_trace=True)
+        elif isinstance(model, Transformer):
+            if src is None or tgt is None:
+                raise ValueError("trace(transformer, src=..., tgt=...) needs source and target ids.")
+            _, record = model(src, tgt, src_pad_id, tgt_pad_id, return_trace=True)
+        else:
+            raise TypeError(f"cannot trace a {type(model).__name__}; expected GPT or Transformer.")
+    finally:
+        model.train(was_training)
+    return detach_to_cpu(record)
