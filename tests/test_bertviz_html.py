@@ -1,0 +1,259 @@
+"""Fast checks of viz.bertviz_html (no browser): vendoring, offline-ness, validation, escaping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from viz import bertviz_html
+from viz.bertviz_html import (
+    VENDOR_DIR,
+    VENDOR_SCRIPTS,
+    head_view_html,
+    head_view_html_encoder_decoder,
+    model_view_html,
+    model_view_html_encoder_decoder,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+L, H, T = 2, 3, 5
+TOKENS = ["a", "</script>", "<img src=x onerror=alert(1)>", "b & c", "\u2028x"]
+
+
+def attention(t_q: int = T, t_k: int = T, layers: int = L, heads: int = H, seed: int = 0) -> list[np.ndarray]:
+    """Random row-stochastic attention, one (1, heads, t_q, t_k) array per layer."""
+    rng = np.random.default_rng(seed)
+    return [rng.dirichlet(np.ones(t_k), size=(1, heads, t_q)) for _ in range(layers)]
+
+
+def enc_dec_args(t_enc: int = T, t_dec: int = 3) -> tuple:
+    """Positional arguments for the encoder-decoder builders."""
+    return (
+        attention(t_enc, t_enc),
+        attention(t_dec, t_dec, seed=1),
+        attention(t_dec, t_enc, seed=2),
+        TOKENS[:t_enc],
+        ["<s>", "x", "</script>"][:t_dec],
+    )
+
+
+def params_of(document: str) -> dict:
+    """The params object embedded in the document's bertviz script."""
+    match = re.search(r"const params = (\{.*?\}); // HACK", document)
+    assert match, "params not found in document"
+    return json.loads(match.group(1))
+
+
+def markup_outside_scripts(document: str) -> str:
+    """The document with every inline script's body removed (the JS cannot contain '</script')."""
+    return re.sub(r"<script>.*?</script>", "<script></script>", document, flags=re.DOTALL)
+
+
+def script_tag_count(document: str) -> int:
+    """Number of real <script> elements (library code mentions '<script>' in strings)."""
+    return markup_outside_scripts(document).count("<script></script>")
+
+
+ALL_BUILDERS = {
+    "head": lambda: head_view_html(attention(), TOKENS),
+    "head_pair": lambda: head_view_html(attention(), TOKENS, sentence_b_start=2, layer=1, heads=[0, 2]),
+    "model": lambda: model_view_html(attention(), TOKENS, title="t"),
+    "head_enc_dec": lambda: head_view_html_encoder_decoder(*enc_dec_args()),
+    "model_enc_dec": lambda: model_view_html_encoder_decoder(*enc_dec_args()),
+}
+
+
+# ------------------------------------------------------------------ vendoring
+
+
+def manifest() -> dict:
+    return json.loads((VENDOR_DIR / "MANIFEST.json").read_text())
+
+
+def test_vendored_files_match_manifest_hashes():
+    entries = manifest()["files"]
+    assert sorted(e["file"] for e in entries) == sorted(VENDOR_SCRIPTS)
+    for entry in entries:
+        data = (VENDOR_DIR / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]
+        assert (VENDOR_DIR / entry["license_file"]).is_file(), entry["license_file"]
+        assert entry["npm_package"] and entry["version"] and entry["license"]
+
+
+def test_vendored_versions_are_the_ones_in_the_file_headers():
+    for entry in manifest()["files"]:
+        head = (VENDOR_DIR / entry["file"]).read_text()[:300]
+        assert entry["version"] in head, entry["file"]
+
+
+# ------------------------------------------------------------------ offline
+
+
+@pytest.mark.parametrize("name", ALL_BUILDERS)
+def test_document_is_standalone_and_offline(name):
+    document = ALL_BUILDERS[name]()
+    assert document.startswith("<!doctype html>")
+    assert document.rstrip().endswith("</html>")
+    markup = markup_outside_scripts(document)
+    assert script_tag_count(document) == len(VENDOR_SCRIPTS) + 2
+    assert not re.search(r"\b(src|href)\s*=", markup, re.IGNORECASE)
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", markup, re.IGNORECASE)
+    assert not re.search(r"https?:|//", markup)
+    assert "default-src 'none'" in markup  # CSP: the page may not fetch anything at all
+    assert "cdnjs" not in document and "cdn.jsdelivr" not in document and "unpkg.com" not in document
+    assert "PYTHON_PARAMS;" not in document
+    for config in re.findall(r"require\.config\(\{.*?\}\);", document, re.DOTALL):
+        assert "http" not in config and "//" not in config, config
+    assert "define('jquery'" in document and "define('d3'" in document
+
+
+def test_libraries_are_inlined_before_requirejs_and_view_code():
+    document = head_view_html(attention(), TOKENS)
+    positions = [document.index(marker) for marker in (
+        "jQuery v2.2.4", "d3js.org v5.7.0", "RequireJS 2.3.6", "define('jquery'", "requirejs(['jquery', 'd3']",
+    )]
+    assert positions == sorted(positions)
+
+
+def test_output_is_deterministic():
+    assert head_view_html(attention(), TOKENS) == head_view_html(attention(), TOKENS)
+
+
+def test_builders_import_neither_bertviz_nor_transformers():
+    code = (
+        "import sys, numpy as np\n"
+        "from viz.bertviz_html import head_view_html, model_view_html, "
+        "head_view_html_encoder_decoder, model_view_html_encoder_decoder\n"
+        "a = [np.full((1, 2, 3, 3), 1 / 3)]\n"
+        "t = ['x', 'y', 'z']\n"
+        "head_view_html(a, t); model_view_html(a, t)\n"
+        "head_view_html_encoder_decoder(a, a, a, t, t); model_view_html_encoder_decoder(a, a, a, t, t)\n"
+        "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
+        "assert 'bertviz' not in sys.modules, 'bertviz was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ escaping
+
+
+@pytest.mark.parametrize("name", ALL_BUILDERS)
+def test_malicious_tokens_are_escaped(name):
+    document = ALL_BUILDERS[name]()
+    assert "<img" not in document
+    assert document.count("</script>") == script_tag_count(document) == len(VENDOR_SCRIPTS) + 2
+    assert "\\u003c/script\\u003e" in document
+    assert "\u2028" not in document
+
+
+def test_tokens_round_trip_through_embedded_params():
+    params = params_of(head_view_html(attention(), TOKENS))
+    assert params["attention"][0]["left_text"] == TOKENS
+    assert params["attention"][0]["right_text"] == TOKENS
+
+
+def test_title_is_html_escaped():
+    document = model_view_html(attention(), TOKENS, title="<b>x</b> & </script>")
+    assert "<h3>&lt;b&gt;x&lt;/b&gt; &amp; &lt;/script&gt;</h3>" in document
+    assert "<title>&lt;b&gt;x" in document
+
+
+# ------------------------------------------------------------------ params
+
+
+def test_head_view_params_match_bertviz_layout():
+    params = params_of(head_view_html(attention(), TOKENS, layer=1, heads=[0, 2]))
+    assert params["layer"] == 1 and params["heads"] == [0, 2]
+    assert params["include_layers"] == [0, 1] and params["default_filter"] == "0"
+    attn = np.array(params["attention"][0]["attn"])
+    assert attn.shape == (L, H, T, T)
+    np.testing.assert_allclose(attn[1, 2], attention()[1][0, 2], atol=1e-4)
+
+
+def test_model_view_is_light_and_lists_heads():
+    params = params_of(model_view_html(attention(), TOKENS))
+    assert params["display_mode"] == "light"
+    assert params["include_heads"] == list(range(H)) and params["total_heads"] == H
+
+
+def test_sentence_pair_adds_filter_entries():
+    document = head_view_html(attention(), TOKENS, sentence_b_start=2)
+    entries = params_of(document)["attention"]
+    assert [e["name"] for e in entries][:2] == ["All", "Sentence A -> Sentence A"]
+    assert np.array(entries[3]["attn"]).shape == (L, H, 2, 3)  # A -> B
+    assert '<select id="filter">' in document
+
+
+def test_encoder_decoder_entries():
+    document = head_view_html_encoder_decoder(*enc_dec_args())
+    entries = params_of(document)["attention"]
+    assert [e["name"] for e in entries] == ["Encoder", "Decoder", "Cross"]
+    assert entries[2]["left_text"] == ["<s>", "x", "</script>"] and entries[2]["right_text"] == TOKENS
+    assert np.array(entries[2]["attn"]).shape == (L, H, 3, T)
+
+
+def test_encoder_decoder_allows_only_cross_attention():
+    args = enc_dec_args()
+    entries = params_of(model_view_html_encoder_decoder(None, None, args[2], args[3], args[4]))["attention"]
+    assert [e["name"] for e in entries] == ["Cross"]
+
+
+def test_accepts_torch_tensors_and_unbatched_layers():
+    tensors = [torch.tensor(a[0], dtype=torch.bfloat16, requires_grad=False) for a in attention()]  # (H, T, T)
+    params = params_of(head_view_html(tensors, TOKENS))
+    assert np.array(params["attention"][0]["attn"]).shape == (L, H, T, T)
+
+
+# ------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: head_view_html(attention(), TOKENS[:-1]), "5 query positions but 4 tokens"),
+        (lambda: model_view_html(attention(T, T - 1), TOKENS), "4 key positions but 5 tokens"),
+        (lambda: head_view_html([np.ones((2, H, T, T))], TOKENS), "batch size 2"),
+        (lambda: head_view_html([np.ones((T, T))], TOKENS), r"must have shape \(1, H, T_q, T_k\)"),
+        (lambda: head_view_html([], TOKENS), "at least one layer"),
+        (lambda: head_view_html(attention() + attention(heads=H + 1), TOKENS), r"attention\[2\] has shape"),
+        (lambda: head_view_html([np.full((1, H, T, T), np.nan)], TOKENS), "NaN"),
+        (lambda: head_view_html(attention(), TOKENS, layer=L), "layer must be in 0..1"),
+        (lambda: head_view_html(attention(), TOKENS, heads=[0, H]), "heads must be in 0..2"),
+        (lambda: head_view_html(attention(), TOKENS, heads=[]), "heads must not be empty"),
+        (lambda: head_view_html(attention(), TOKENS, sentence_b_start=0), "sentence_b_start must be in 1..4"),
+        (lambda: model_view_html(attention(), TOKENS, sentence_b_start=T), "sentence_b_start"),
+        (lambda: head_view_html_encoder_decoder(None, None, None, TOKENS, TOKENS), "at least one of"),
+        (lambda: head_view_html_encoder_decoder(attention(), None, None, None, None), "encoder_tokens is required"),
+        (lambda: model_view_html_encoder_decoder(None, None, attention(3, T), TOKENS, None),
+         "decoder_tokens is required"),
+        (lambda: head_view_html_encoder_decoder(attention(), attention(3, 3, layers=L + 1), None, TOKENS,
+                                                ["a", "b", "c"]), "same number of layers and heads"),
+        (lambda: head_view_html_encoder_decoder(None, None, attention(3, T), TOKENS, ["a", "b"]),
+         "3 query positions but 2 tokens"),
+    ],
+)
+def test_invalid_input_raises_value_error(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_tokens_must_be_a_list_of_str():
+    with pytest.raises(TypeError, match="not a single str"):
+        head_view_html(attention(), "abcde")
+    with pytest.raises(TypeError, match=r"tokens\[1\] must be str"):
+        head_view_html(attention(), ["a", 1, "c", "d", "e"])
+
+
+def test_unexpected_bertviz_js_layout_fails_loudly(monkeypatch):
+    monkeypatch.setattr(bertviz_html, "_bertviz_js", lambda name: "requirejs([], function () {});")
+    with pytest.raises(RuntimeError, match="unexpected layout"):
+        head_view_html(attention(), TOKENS)

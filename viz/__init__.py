@@ -1,0 +1,1 @@
+"""Visualisation helpers for the Transformer Playground (figures and attention views)."""
