@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 UI_PACKAGES = {"streamlit", "plotly", "bertviz", "viz", "app_lib", "pages"}
-CLI_ENTRY = "main"  # a command-line entry point `main()` may print; the library may not
+CLI_ENTRIES = {"main", "_main"}  # command-line entry points may print; the library may not
 
 
 def imported_top_level(path: Path) -> set[str]:
@@ -26,7 +26,7 @@ def calls_print(path: Path) -> bool:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     allowed = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == CLI_ENTRY:
+        if isinstance(node, ast.FunctionDef) and node.name in CLI_ENTRIES:
             allowed |= {id(n) for n in ast.walk(node)}
     return any(
         isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print" and id(n) not in allowed

@@ -1,0 +1,189 @@
+"""One training loop for the command line and the app.
+
+The loop knows nothing about tasks or UI: it takes a model, a task (anything with
+`sample_batch`, `loss` and `evaluate`, see model/tasks) and a TrainConfig, and
+yields TrainEvent records. The CLI prints them; the app's background job stores
+them for its charts. A `threading.Event` stops the loop between steps.
+
+Optimiser: AdamW, linear warmup then cosine decay to `min_lr_ratio * lr`,
+gradient clipping by global norm. Deterministic under `seed` on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .config import ConfigError, GPTConfig, TransformerConfig
+from .device import default_device
+from .gpt import GPT
+from .transformer import Transformer
+
+MAX_PARAMETERS = 50_000_000  # beyond this a run is refused: this is a teaching tool on shared CPUs
+MAX_MEMORY_BYTES = 6 * 1024**3  # estimated training memory a run may take
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's shape lives in its own config)."""
+
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_every: int = 100  # 0 evaluates only at the end
+    eval_sequences: int = 500
+    seed: int = 0
+    device: str = "auto"  # "auto" is CUDA when available, else the CPU
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.steps >= 1, f"steps must be at least 1, got {self.steps}."),
+            (self.steps <= 1_000_000, f"steps must be at most 1,000,000, got {self.steps}."),
+            (1 <= self.batch_size <= 4096, f"batch_size must be between 1 and 4096, got {self.batch_size}."),
+            (0 < self.lr <= 1.0, f"lr must be in (0, 1], got {self.lr}."),
+            (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}."),
+            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}."),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}."),
+            (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}."),
+            (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}."),
+            (self.eval_sequences >= 1, f"eval_sequences must be at least 1, got {self.eval_sequences}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def resolved_device(self) -> torch.device:
+        return default_device() if self.device == "auto" else torch.device(self.device)
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """One report from the loop: after a step, after an evaluation, or at the end."""
+
+    kind: Literal["step", "eval", "done", "stopped"]
+    step: int  # steps completed
+    total_steps: int
+    loss: float  # of the last step's batch
+    accuracy: float  # of the last step's batch (scored tokens)
+    lr: float
+    tokens_per_s: float  # scored tokens per second, averaged over the run so far
+    elapsed: float  # seconds since the start
+    metrics: dict = field(default_factory=dict)  # the task's evaluation ("eval", "done", "stopped")
+
+    @property
+    def fraction_done(self) -> float:
+        return self.step / self.total_steps
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup over warmup_steps, then cosine decay to min_lr_ratio * lr at the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_steps = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / decay_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms' gains)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
+
+
+def estimate_training_bytes(model_config: GPTConfig | TransformerConfig, batch_size: int, seq_len: int) -> int:
+    """Rough float32 memory of a training step: weights, grads, Adam moments, activations."""
+    vocab = getattr(model_config, "vocab_size", None) or model_config.tgt_vocab_size
+    c = model_config
+    per_layer = 4 * c.d_model * c.d_model + 2 * c.d_model * c.d_ff
+    parameters = c.n_layers * per_layer * (2 if isinstance(c, TransformerConfig) else 1) + vocab * c.d_model
+    activations = batch_size * seq_len * c.n_layers * (12 * c.d_model + 2 * c.d_ff + 2 * c.n_heads * seq_len)
+    activations += batch_size * seq_len * vocab * 2  # logits and their gradient
+    return 4 * (4 * parameters + activations)
+
+
+def check_run(model_config: GPTConfig | TransformerConfig, train_config: TrainConfig, required_len: int) -> None:
+    """Refuse, before anything starts, runs that cannot work or would swamp the machine."""
+    if required_len > model_config.max_len:
+        raise ConfigError(
+            f"the task's sequences are {required_len} tokens long but max_len is {model_config.max_len}; "
+            f"raise max_len or shorten the sequences."
+        )
+    model_cls = GPT if isinstance(model_config, GPTConfig) else Transformer
+    with torch.device("meta"):  # counts parameters without allocating them
+        parameters = sum(p.numel() for p in model_cls(model_config).parameters())
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(f"the model has {parameters:,} parameters; the limit here is {MAX_PARAMETERS:,}.")
+    needed = estimate_training_bytes(model_config, train_config.batch_size, required_len)
+    if needed > MAX_MEMORY_BYTES:
+        raise ConfigError(
+            f"training would need about {needed / 1024**3:.1f} GiB of memory (limit {MAX_MEMORY_BYTES / 1024**3:.0f}); "
+            f"use a smaller batch, model or sequence."
+        )
+
+
+def _evaluate(task, model: nn.Module, config: TrainConfig, device: torch.device) -> dict:
+    metrics = task.evaluate(model, num_sequences=config.eval_sequences, seed=config.seed + 1, device=str(device))
+    model.train()
+    return metrics
+
+
+def train(
+    model: nn.Module,
+    task,
+    config: TrainConfig,
+    stop: threading.Event | None = None,
+) -> Iterator[TrainEvent]:
+    """Train `model` on `task`, yielding an event after every step and evaluation.
+
+    The last event is "done" (all steps ran) or "stopped" (stop was set); both carry a
+    final evaluation. The model keeps what it learned either way.
+    """
+    device = config.resolved_device()
+    model.to(device).train()
+    optimizer = make_optimizer(model, config)
+    generator = torch.Generator().manual_seed(config.seed)  # the data order; CPU-side for determinism
+    start, tokens, step = time.perf_counter(), 0.0, 0
+    loss_value = accuracy = lr = 0.0
+    while step < config.steps:
+        if stop is not None and stop.is_set():
+            break
+        lr = learning_rate(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = task.sample_batch(config.batch_size, generator).to(device)
+        loss, batch_metrics = task.loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        tokens += batch_metrics.get("tokens", 0.0)
+        loss_value, accuracy = batch_metrics["loss"], batch_metrics["accuracy"]
+        elapsed = time.perf_counter() - start
+        yield TrainEvent("step", step, config.steps, loss_value, accuracy, lr, tokens / elapsed, elapsed)
+        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            metrics = _evaluate(task, model, config, device)
+            elapsed = time.perf_counter() - start
+            yield TrainEvent("eval", step, config.steps, loss_value, accuracy, lr, tokens / elapsed, elapsed, metrics)
+    metrics = _evaluate(task, model, config, device)
+    model.eval()
+    elapsed = time.perf_counter() - start
+    kind = "done" if step == config.steps else "stopped"
+    yield TrainEvent(kind, step, config.steps, loss_value, accuracy, lr, tokens / max(elapsed, 1e-9), elapsed, metrics)
