@@ -1,12 +1,42 @@
-"""Transformer Playground: the Streamlit entry point (placeholder until the pages land)."""
+"""Transformer Playground: the Streamlit entry point. It routes and frames; pages do the rest.
+
+`streamlit run app.py`. st.navigation lists every page explicitly (it turns off the
+automatic pages/ discovery); the sidebar (checkpoint, model card, input) is drawn here
+once per run and handed to the page through app_lib.state.
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
+from app_lib.sidebar import render_sidebar
+from app_lib.state import set_selection
+
+ROOT = Path(__file__).resolve().parent
+
 st.set_page_config(page_title="Transformer Playground", page_icon="🔍", layout="wide")
-st.title("Transformer Playground")
-st.write(
-    "Open small transformers written from scratch in PyTorch and watch them work. "
-    "Coming pages: tokens & embeddings, positional encodings, attention step by step, "
-    "attention heatmaps (with bertviz, offline), MHA vs GQA vs MQA, the KV cache during generation, "
-    "and training a model on the reversal task."
-)
+
+TOUR = {
+    "Start": [("pages/home.py", "Home", ":material/home:")],
+    "Look inside": [
+        ("pages/embeddings.py", "Tokens & embeddings", ":material/data_array:"),
+        ("pages/positional.py", "Positional encodings", ":material/timeline:"),
+        ("pages/attention_steps.py", "Attention, step by step", ":material/calculate:"),
+        ("pages/heatmaps.py", "Attention heatmaps", ":material/grid_view:"),
+    ],
+    # Pages added in parallel: each appears once its file exists, so the app works before and after.
+    "Go further": [
+        ("pages/compare_attention.py", "MHA vs GQA vs MQA", ":material/compare_arrows:"),
+        ("pages/kv_cache.py", "KV cache and generation", ":material/memory:"),
+        ("pages/train.py", "Train", ":material/model_training:"),
+    ],
+}
+
+sections = {
+    section: [st.Page(path, title=title, icon=icon, default=path == "pages/home.py")
+              for path, title, icon in pages if (ROOT / path).exists()]
+    for section, pages in TOUR.items()
+}
+navigation = st.navigation({section: pages for section, pages in sections.items() if pages})
+set_selection(render_sidebar())
+navigation.run()

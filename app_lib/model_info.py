@@ -1,0 +1,84 @@
+"""Short descriptions of checkpoints: the sidebar's model card and the home page's table.
+
+Both read only the config and meta a checkpoint carries (the table reads config.json
+without loading weights), so listing every model stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .checkpoints import CONFIG_FILE, CheckpointEntry
+
+PURPOSE = {
+    "reversal": "GPT that writes n symbols backwards: small enough to read every attention weight. "
+                "The -mha / -gqa / -mqa variants differ only in their key/value heads.",
+    "dates": "Encoder-decoder that rewrites a date such as '25 december 2023' as 2023-12-25: "
+             "encoder, decoder and cross-attention.",
+    "shakespeare": "Word-level GPT trained on Shakespeare's plays: attention over real language.",
+}
+# (meta["metrics"] key, label, as a percentage?) per task; the first present is the headline.
+HEADLINES = {
+    "reversal": [("second_half_accuracy", "accuracy on the reversed half", True),
+                 ("sequence_accuracy", "whole sequences reversed", True)],
+    "dates": [("exact_match", "dates converted exactly", True), ("char_accuracy", "characters right", True)],
+    "shakespeare": [("val_loss", "validation loss (nats per word)", False),
+                    ("val_perplexity", "validation perplexity", False)],
+}
+
+
+def attention_variant(n_heads: int, n_kv_heads: int) -> str:
+    """MHA, GQA or MQA from the head counts."""
+    if n_kv_heads == n_heads:
+        return "MHA"
+    return "MQA" if n_kv_heads == 1 else "GQA"
+
+
+def headline(task_name: str | None, meta: dict) -> str | None:
+    """The task's headline metric from meta, e.g. 'accuracy on the reversed half: 100.0%'."""
+    metrics = meta.get("metrics") or {}
+    for key, label, percent in HEADLINES.get(task_name or "", []):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)):
+            return f"{label}: {value:.1%}" if percent else f"{label}: {value:.3f}"
+    if isinstance(meta.get("final_accuracy"), (int, float)):
+        return f"final training accuracy: {meta['final_accuracy']:.1%}"
+    return None
+
+
+def card_lines(architecture: str, config: Any, meta: dict, task_name: str | None, parameters: int) -> list[str]:
+    """The model card: task and architecture, shape, size and training, headline metric."""
+    kind = "GPT (decoder-only)" if architecture == "gpt" else "encoder-decoder"
+    lines = [
+        f"Task: {task_name or 'none'} · {kind}",
+        f"d_model {config.d_model} · {config.n_layers} layers · {config.n_heads} heads / {config.n_kv_heads} "
+        f"KV heads ({attention_variant(config.n_heads, config.n_kv_heads)})",
+        f"{int(parameters):,} parameters" + (f" · {int(meta['steps']):,} training steps" if "steps" in meta else ""),
+    ]
+    metric = headline(task_name, meta)
+    return lines + ([metric] if metric else [])
+
+
+def describe_checkpoint(entry: CheckpointEntry) -> dict[str, Any]:
+    """One row of the home page's table, from config.json alone."""
+    row: dict[str, Any] = {"checkpoint": entry.name, "source": entry.source}
+    if entry.error:
+        return row | {"what it is for": f"cannot be opened: {entry.error}"}
+    try:
+        document = json.loads((entry.path / CONFIG_FILE).read_text(encoding="utf-8"))
+        config, meta = document.get("config") or {}, document.get("meta") or {}
+        task = (meta.get("task") or {}).get("name")
+        n_heads = int(config["n_heads"])
+        n_kv = int(config.get("n_kv_heads") or n_heads)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return row | {"what it is for": f"cannot be read: {error}"}
+    return row | {
+        "task": task or "none",
+        "architecture": "GPT" if document.get("architecture") == "gpt" else "encoder-decoder",
+        "heads (H / H_kv)": f"{n_heads} / {n_kv} ({attention_variant(n_heads, n_kv)})",
+        "d_model": config.get("d_model"),
+        "layers": config.get("n_layers"),
+        "headline": headline(task, meta) or "",
+        "what it is for": PURPOSE.get(task, "your own model" if entry.source == "user" else ""),
+    }

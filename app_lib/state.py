@@ -1,0 +1,118 @@
+"""What the sidebar chose in this run, and widgets whose values live in the URL.
+
+app.py renders the sidebar and calls `set_selection` before `pg.run()`; pages call
+`current_selection()`. The checkpoint, the input text, and each page's layer, head and
+query position are widgets bound to query parameters (Streamlit's `bind="query-params"`),
+so a link such as
+
+    /heatmaps?checkpoint=reversal-gqa&text=3+1+4+1+5+9+2+6&layer=1&head=2
+
+reopens exactly that view. A value a widget does not offer (a hand-edited link,
+`?checkpoint=../../etc/passwd`, `?layer=99`) gets a visible note and the default view.
+URL keys are plain names; keep them stable, old links depend on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+from model import LoadedCheckpoint
+
+from .checkpoints import CheckpointEntry
+from .inputs import code_span
+
+_SELECTION_KEY = "_tp_selection"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The checkpoint and input the sidebar chose. `checkpoint` is shared and cached: read it, never change it."""
+
+    entry: CheckpointEntry
+    checkpoint: LoadedCheckpoint
+    text: str
+
+
+def set_selection(selection: Selection | None) -> None:
+    """Store this run's selection (app.py does this before running the page)."""
+    st.session_state[_SELECTION_KEY] = selection
+
+
+def ensure_entrypoint() -> None:
+    """Rerun through app.py when Streamlit ran this page on its own.
+
+    On a fresh server, a first request for /heatmaps (a teacher's link) finds a `pages/`
+    folder and, before app.py has ever called st.navigation, runs pages/heatmaps.py directly
+    in the old folder-based mode: no sidebar, no selection. Switching that mode off and
+    rerunning makes Streamlit run app.py, whose st.navigation then opens the same page.
+    Every page calls this first: `current_selection()` does; a page that does not use the
+    selection calls it directly (pages/home.py).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def current_selection() -> Selection:
+    """The sidebar's selection in this run; stops the page with a message when there is none."""
+    ensure_entrypoint()
+    selection = st.session_state.get(_SELECTION_KEY)
+    if selection is None:
+        st.info("Pick a working checkpoint in the sidebar to see this page.")
+        st.stop()
+    return selection
+
+
+def _warn_if_not_offered(key: str, options: Sequence[Any], where) -> None:
+    """A visible note when the URL asks this widget for a value it does not offer."""
+    raw = st.query_params.get(key)
+    if raw is not None and raw != "" and raw not in {str(o) for o in options}:
+        shown = code_span(raw[:80])
+        where.warning(f"The link asked for {key} = {shown}, which is not one of the choices here; "
+                      f"showing the default instead.")
+
+
+def url_selectbox(label: str, options: Sequence[Any], key: str, *, index: int = 0, where=st,
+                  on_change: Callable | None = None, help: str | None = None) -> Any:
+    """A selectbox whose value is ?key=str(option) in the URL (options are shown as str(option))."""
+    options = list(options)
+    _warn_if_not_offered(key, options, where)
+    return where.selectbox(label, options, index=min(index, len(options) - 1), key=key, bind="query-params",
+                           on_change=on_change, help=help)
+
+
+def url_radio(label: str, options: Sequence[Any], key: str, *, index: int = 0, where=st,
+              captions: Sequence[str] | None = None, horizontal: bool = True) -> Any:
+    """A radio group bound to ?key=option."""
+    options = list(options)
+    _warn_if_not_offered(key, options, where)
+    return where.radio(label, options, index=min(index, len(options) - 1), key=key, bind="query-params",
+                       captions=captions, horizontal=horizontal)
+
+
+def url_text_input(label: str, key: str, default: str, *, where=st, max_chars: int | None = None,
+                   help: str | None = None) -> str:
+    """A text input bound to ?key=text, starting at `default`.
+
+    Once the widget holds a value (typed, from the URL, or set through st.session_state by a
+    callback), `default` is no longer passed: Streamlit warns when a widget gets both.
+    """
+    value = None if key in st.session_state else default
+    return where.text_input(label, value=value, key=key, bind="query-params", max_chars=max_chars, help=help) or ""
+
+
+def url_toggle(label: str, key: str, *, default: bool = False, where=st, help: str | None = None) -> bool:
+    """A toggle bound to ?key=true/false."""
+    return where.toggle(label, value=default, key=key, bind="query-params", help=help)
+
+
+def url_slider(label: str, key: str, *, min_value: int, max_value: int, default: int, step: int = 1,
+               where=st, help: str | None = None) -> int:
+    """An integer slider bound to ?key=number (out-of-range values are clamped by Streamlit)."""
+    return where.slider(label, min_value=min_value, max_value=max_value, value=default, step=step, key=key,
+                        bind="query-params", help=help)

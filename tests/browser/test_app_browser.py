@@ -1,0 +1,262 @@
+"""The real app in Chromium with the network cut off: every page renders, bertviz draws, links round-trip.
+
+A module-scoped fixture starts `streamlit run app.py` on a free local port (the user-models
+folder pointed at an empty temporary directory, so only shipped checkpoints are listed) and
+kills it afterwards. Every page gets a screenshot in tests/artifacts/; two go to
+docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+START_TIMEOUT_S = 90
+RUN_TIMEOUT_MS = 90_000
+PAGES = {  # url path -> plotly charts the page draws for an input the model reads
+    "": 0, "embeddings": 3, "positional": 5, "attention_steps": 7, "heatmaps": 2,
+}
+# Streamlit's frontend probes <page>/_stcore/health and <page>/_stcore/host-config on deep links
+# before finding the server's base path: two harmless 404s per page load.
+STREAMLIT_PROBE = re.compile(r"/[^/]+/_stcore/(health|host-config)$")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def shipped_checkpoints() -> list[dict]:
+    """Name, architecture, layers and heads of every shipped checkpoint, from config.json alone."""
+    import json
+
+    found = []
+    for path in sorted((ROOT / "checkpoints").iterdir()):
+        config = path / "config.json"
+        if path.name.startswith(".") or not config.is_file():
+            continue
+        document = json.loads(config.read_text(encoding="utf-8"))
+        found.append({"name": path.name, "architecture": document["architecture"],
+                      "layers": document["config"]["n_layers"], "heads": document["config"]["n_heads"],
+                      "task": (document.get("meta", {}).get("task") or {}).get("name")})
+    order = ("reversal-mha", "reversal-gqa", "reversal-mqa", "dates", "shakespeare-mha", "shakespeare-mqa")
+    return sorted(found, key=lambda c: (order.index(c["name"]) if c["name"] in order else len(order), c["name"]))
+
+
+SHIPPED = shipped_checkpoints()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> str:
+    """Base URL of a fresh `streamlit run app.py`; the server is killed when the module is done."""
+    if not SHIPPED:
+        pytest.fail("no shipped checkpoints in checkpoints/: the app has nothing to show", pytrace=False)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = os.environ | {"TP_USER_MODELS": str(tmp_path_factory.mktemp("no_user_models"))}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1",
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(base, server, log_path)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
+
+
+def _wait_for_health(base: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer /_stcore/health in {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def page(page_offline):
+    """The offline page, also recording failed (4xx/5xx) responses for `assert_clean_app`."""
+    page_offline.failed_responses = []
+    page_offline.on("response", lambda r: page_offline.failed_responses.append(r.url) if r.status >= 400 else None)
+    return page_offline
+
+
+def open_app(page, url: str, charts: int = 0) -> None:
+    """Go to url and wait until the script has finished and drawn at least `charts` plotly charts."""
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]',
+                           timeout=RUN_TIMEOUT_MS)
+    if charts:
+        page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {charts}",
+                               timeout=RUN_TIMEOUT_MS)
+    quiet_since = None
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:  # the status widget ("Running...") must stay gone for a second
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 1.0:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the app was still running after {RUN_TIMEOUT_MS} ms: {url}")
+
+
+def assert_clean_app(page, browser_log) -> None:
+    """No exception box, nothing blocked or thrown, and the only 404s are Streamlit's base-path probes."""
+    assert page.locator('[data-testid="stException"]').count() == 0
+    unexpected = [url for url in page.failed_responses if not STREAMLIT_PROBE.search(url.split("?")[0])]
+    assert not unexpected, f"failed requests: {unexpected}"
+    browser_log.console_errors[:] = [e for e in browser_log.console_errors
+                                     if not e.startswith("Failed to load resource: the server responded with a "
+                                                         "status of 404")]
+    browser_log.assert_clean()
+
+
+def screenshot(page, path: Path, width: int = 1400, max_height: int = 9000) -> None:
+    """The whole page (Streamlit scrolls its main block, not the window, so the viewport is grown)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(max(height, 800), max_height)})
+    page.wait_for_timeout(800)  # plotly re-lays out on resize
+    page.screenshot(path=str(path))
+
+
+def visible_chart_count(page) -> int:
+    return page.locator(".js-plotly-plot").evaluate_all(
+        "plots => plots.filter(p => p.getBoundingClientRect().width > 100 && p.querySelector('.main-svg')).length")
+
+
+def test_link_round_trip_layer_and_head(app_url, page, browser_log):
+    """First in this module on purpose: a deep link is the fresh server's first request (see ensure_entrypoint)."""
+    fits = [c for c in SHIPPED if c["layers"] >= 2 and c["heads"] >= 3]
+    target = next((c for c in fits if c is not SHIPPED[0]), fits[0] if fits else None)  # not the default, if any
+    if target is None:
+        pytest.skip("no shipped checkpoint with 2 layers and 3 heads")
+    name = target["name"]
+    open_app(page, f"{app_url}/heatmaps?checkpoint={name}&layer=1&head=2", charts=PAGES["heatmaps"])
+    assert page.get_by_role("combobox", name="Checkpoint").input_value() == name
+    assert page.get_by_role("combobox", name="Layer").input_value() == "1"
+    assert page.get_by_role("combobox", name="Head").input_value() == "2"
+    head_view = page.frame_locator('[data-testid="stIFrame"]').first
+    assert head_view.locator("#layer").input_value() == "1"
+
+    page.get_by_role("combobox", name="Head").click()
+    page.get_by_role("option", name="0", exact=True).click()
+    page.wait_for_function("() => !location.search.includes('head=')", timeout=20_000)  # the default leaves the URL
+    page.get_by_role("combobox", name="Layer").click()
+    page.get_by_role("option", name="0", exact=True).click()
+    page.wait_for_function("() => !location.search.includes('layer=')", timeout=20_000)
+    page.get_by_role("combobox", name="Head").click()
+    page.get_by_role("option", name="2", exact=True).click()
+    page.wait_for_function("() => location.search.includes('head=2')", timeout=20_000)
+    shared = page.url
+    assert "head=2" in shared and (f"checkpoint={name}" in shared or name == SHIPPED[0]["name"])
+
+    open_app(page, shared, charts=PAGES["heatmaps"])
+    assert page.get_by_role("combobox", name="Head").input_value() == "2"
+    assert page.get_by_role("combobox", name="Layer").input_value() == "0"
+    assert_clean_app(page, browser_log)
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_renders_offline(app_url, page, browser_log, artifacts_dir, path):
+    name = SHIPPED[0]["name"]
+    open_app(page, f"{app_url}/{path}?checkpoint={name}", charts=PAGES[path])
+    assert_clean_app(page, browser_log)
+    assert page.locator("h1").first.is_visible()
+    assert visible_chart_count(page) == PAGES[path]
+    screenshot(page, artifacts_dir / f"app_{path or 'home'}.png")
+
+
+def test_heatmaps_page_draws_bertviz_offline(app_url, page, browser_log, artifacts_dir):
+    open_app(page, f"{app_url}/heatmaps?checkpoint={SHIPPED[0]['name']}", charts=PAGES["heatmaps"])
+    head_view, model_view = page.frame_locator('[data-testid="stIFrame"]').nth(0), \
+        page.frame_locator('[data-testid="stIFrame"]').nth(1)
+    head_view.locator("#vis svg line").first.wait_for(state="attached", timeout=20_000)
+    model_view.locator("#vis svg").first.wait_for(state="attached", timeout=20_000)
+    assert head_view.locator("#vis svg text").count() > 0
+    assert page.get_by_role("button", name=re.compile("Download the head view")).is_visible()
+    assert page.get_by_role("button", name=re.compile("Download the model view")).is_visible()
+    assert_clean_app(page, browser_log)
+
+
+def one_per_task(checkpoints: list[dict]) -> list[str]:
+    """The first shipped checkpoint of each task (AppTest covers every checkpoint; this covers every kind)."""
+    seen: dict = {}
+    for c in checkpoints:
+        seen.setdefault((c["task"], c["architecture"]), c["name"])
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("checkpoint", one_per_task(SHIPPED))
+@pytest.mark.parametrize("path", ["attention_steps", "heatmaps"])
+def test_attention_pages_for_every_kind_of_checkpoint(app_url, page, browser_log, artifacts_dir, checkpoint, path):
+    open_app(page, f"{app_url}/{path}?checkpoint={checkpoint}", charts=PAGES[path])
+    assert_clean_app(page, browser_log)
+    assert visible_chart_count(page) == PAGES[path]
+    screenshot(page, artifacts_dir / f"app_{path}_{checkpoint}.png", max_height=6000)
+
+
+@pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "</script><script>alert(2)</script>"])
+def test_hostile_input_is_shown_as_text(app_url, page, browser_log, text):
+    open_app(page, f"{app_url}/heatmaps?checkpoint={SHIPPED[0]['name']}&text={quote(text)}")
+    assert page.get_by_role("textbox", name="Input text").input_value() == text
+    assert page.locator('[data-testid="stMain"] img[src="x"]').count() == 0
+    assert page.locator('[data-testid="stMain"] script').count() == 0
+    assert_clean_app(page, browser_log)  # no alert dialog, no page error
+
+
+def test_a_path_in_the_link_gets_the_default_checkpoint(app_url, page, browser_log):
+    open_app(page, f"{app_url}/attention_steps?checkpoint=../../etc/passwd", charts=PAGES["attention_steps"])
+    assert page.get_by_role("combobox", name="Checkpoint").input_value() == SHIPPED[0]["name"]
+    assert page.get_by_text("not one of the choices").is_visible()
+    assert_clean_app(page, browser_log)
+
+
+def test_readme_screenshots(app_url, page, artifacts_dir):
+    """Two views for the README, in tests/artifacts/; copied to docs/screenshots/ with TP_UPDATE_SCREENSHOTS=1."""
+    targets = [artifacts_dir] + ([DOCS_SCREENSHOTS] if os.environ.get("TP_UPDATE_SCREENSHOTS") == "1" else [])
+    name = SHIPPED[0]["name"]
+    open_app(page, f"{app_url}/attention_steps?checkpoint={name}", charts=PAGES["attention_steps"])
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    page.get_by_role("heading", name=re.compile("3. Scores")).evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(800)
+    shots = {"attention_steps.png": page.screenshot()}
+    open_app(page, f"{app_url}/heatmaps?checkpoint={name}", charts=PAGES["heatmaps"])
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.wait_for_timeout(800)
+    shots["heatmaps.png"] = page.screenshot()
+    for folder in targets:
+        folder.mkdir(parents=True, exist_ok=True)
+        for file_name, png in shots.items():
+            (folder / (file_name if folder == DOCS_SCREENSHOTS else f"readme_{file_name}")).write_bytes(png)

@@ -1,0 +1,290 @@
+"""Plotly figures of attention, from the tensors of a trace. Pure functions: no Streamlit here.
+
+Legend: T_q query positions, T_k key positions, H query heads, Hkv key/value heads,
+Dh d_head, D d_model, L layers.
+
+Conventions every builder follows:
+- Token labels are passed in already unique ("3:the"): plotly merges equal category labels,
+  so two "the" rows would silently become one. Labels are HTML-escaped for plotly, whose
+  text rendering understands a few tags; a token like "<b>" must show as typed.
+- Masked cells are NaN in the heatmap, with the hover text "masked", over a flat MASKED_COLOR
+  layer (`masked_layer`): drawn grey, never as a zero weight, which would read "allowed but ignored".
+- Rows run top to bottom (position 0 at the top), like the matrices in the formulas.
+
+Input tensors come with the batch dimension of a trace (B = 1); builders read batch 0.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+MASKED_COLOR = "#bdbdbd"
+WEIGHTS_SCALE = "Blues"
+SIGNED_SCALE = "RdBu_r"
+HIGHLIGHT = "#e6550d"
+ROW_PX, MIN_HEIGHT, MAX_HEIGHT = 22, 260, 900
+
+
+def to_numpy(values: Any) -> np.ndarray:
+    """A float64 numpy copy of a tensor or array."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().float().numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def plotly_labels(labels: Sequence[str]) -> list[str]:
+    """Labels escaped for plotly's HTML-like text; refuses duplicates (they would merge)."""
+    labels = [str(label) for label in labels]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"axis labels must be unique, got duplicates in {labels!r}; prefix them with positions.")
+    return [html.escape(label, quote=False) for label in labels]
+
+
+def allowed_matrix(mask: Any, n_heads: int, t_q: int, t_k: int) -> np.ndarray:
+    """A trace's mask (None or broadcastable to (B, H, T_q, T_k)) as a bool array (H, T_q, T_k)."""
+    if mask is None:
+        return np.ones((n_heads, t_q, t_k), dtype=bool)
+    array = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask, dtype=bool)
+    while array.ndim < 4:
+        array = array[None]
+    return np.broadcast_to(array, (array.shape[0], n_heads, t_q, t_k))[0].copy()
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One heatmap of a multi-panel figure. rows/cols: labels, or None for numbered dimensions."""
+
+    values: np.ndarray  # (R, C)
+    title: str
+    rows: Sequence[str] | None = None
+    cols: Sequence[str] | None = None
+    allowed: np.ndarray | None = None  # (R, C) bool; False cells are drawn as masked
+    signed: bool = True  # diverging colours around 0; False: weights in [0, 1]
+    highlight: tuple[int | None, int | None] | None = None  # (row, col) outlined; None parts skipped
+    boundaries: int | None = None  # draw a vertical line every this many columns (heads side by side)
+
+
+def heatmap_trace(panel: Panel, show_scale: bool = True, colorbar_x: float | None = None) -> go.Heatmap:
+    """The go.Heatmap of one panel, masked cells NaN with the hover text 'masked'."""
+    values = to_numpy(panel.values)
+    if values.ndim != 2:
+        raise ValueError(f"a heatmap needs a 2-D matrix, got shape {values.shape}.")
+    n_rows, n_cols = values.shape
+    rows = plotly_labels(panel.rows) if panel.rows is not None else list(range(n_rows))
+    cols = plotly_labels(panel.cols) if panel.cols is not None else list(range(n_cols))
+    if len(rows) != n_rows or len(cols) != n_cols:
+        raise ValueError(f"{panel.title}: matrix is {n_rows} x {n_cols} but got {len(rows)} x {len(cols)} labels.")
+    z = values.copy()
+    hover = np.vectorize(lambda v: f"{v:.4f}")(values).astype(object)
+    if panel.allowed is not None:
+        allowed = np.asarray(panel.allowed, dtype=bool)
+        z[~allowed] = np.nan
+        hover[~allowed] = "masked"
+    colorbar = dict(thickness=10, len=0.85) | ({"x": colorbar_x, "xanchor": "left"} if colorbar_x is not None else {})
+    if panel.signed:
+        scale = dict(colorscale=SIGNED_SCALE, zmid=0.0)
+    else:
+        scale = dict(colorscale=WEIGHTS_SCALE, zmin=0.0, zmax=1.0)
+    return go.Heatmap(
+        z=z, x=cols, y=rows, customdata=hover, hoverongaps=True, showscale=show_scale, colorbar=colorbar,
+        hovertemplate="row %{y}<br>column %{x}<br>%{customdata}<extra></extra>", name=panel.title, **scale,
+    )
+
+
+def masked_layer(panel: Panel) -> go.Heatmap | None:
+    """A flat grey heatmap under the masked cells (None when nothing is masked): NaN cells above show it."""
+    if panel.allowed is None or np.all(panel.allowed):
+        return None
+    values = to_numpy(panel.values)
+    grey = np.where(np.asarray(panel.allowed, dtype=bool), np.nan, 1.0)
+    rows = plotly_labels(panel.rows) if panel.rows is not None else list(range(values.shape[0]))
+    cols = plotly_labels(panel.cols) if panel.cols is not None else list(range(values.shape[1]))
+    return go.Heatmap(z=grey, x=cols, y=rows, colorscale=[[0, MASKED_COLOR], [1, MASKED_COLOR]], showscale=False,
+                      hoverinfo="skip", name="masked")
+
+
+def add_panel(fig: go.Figure, panel: Panel, row: int, col: int, **trace_options) -> None:
+    """The panel's masked layer (if any) and heatmap in one subplot."""
+    layer = masked_layer(panel)
+    if layer is not None:
+        fig.add_trace(layer, row=row, col=col)
+    fig.add_trace(heatmap_trace(panel, **trace_options), row=row, col=col)
+
+
+def plot_panels(panels: Sequence[Panel], title: str, row_count: int | None = None,
+                shared_rows: bool = True) -> go.Figure:
+    """Heatmaps side by side, each with its own subtitle, in one downloadable figure."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.title for p in panels],
+                        horizontal_spacing=0.10 if len(panels) > 1 else 0.02)
+    for i, panel in enumerate(panels, start=1):
+        domain = fig.get_subplot(1, i).xaxis.domain
+        add_panel(fig, panel, 1, i, colorbar_x=domain[1] + 0.005)
+        repeated = i > 1 and panel.rows is not None and list(panel.rows) == list(panels[i - 2].rows or [])
+        _style_axes(fig, panel, row=1, col=i, tick_labels=not repeated)
+    rows = row_count or max(to_numpy(p.values).shape[0] for p in panels)
+    return _finish(fig, title, rows)
+
+
+def plot_matrix(panel: Panel, title: str) -> go.Figure:
+    """One heatmap figure."""
+    return plot_panels([panel], title)
+
+
+def plot_head_grid(att: Any, q_labels: Sequence[str], k_labels: Sequence[str], title: str,
+                   highlight_head: int | None = None) -> go.Figure:
+    """Softmax weights of every head of one layer as a grid of heatmaps (masked cells grey)."""
+    return plot_layer_grid([att], q_labels, k_labels, title, layer_names=None, highlight_head=highlight_head)
+
+
+def plot_layer_grid(atts: Sequence[Any], q_labels: Sequence[str], k_labels: Sequence[str], title: str,
+                    layer_names: Sequence[str] | None = None, highlight_head: int | None = None) -> go.Figure:
+    """Weights of every layer (rows) and head (columns): one heatmap per (layer, head)."""
+    n_heads = atts[0].weights.shape[1]
+    names = layer_names or [f"layer {i}" for i in range(len(atts))]
+    titles = [f"{name}, head {h}" if len(atts) > 1 else f"head {h}" for name in names for h in range(n_heads)]
+    cols = min(n_heads, 4) if len(atts) == 1 else n_heads
+    grid_rows = -(-n_heads // cols) * len(atts) if len(atts) == 1 else len(atts)
+    fig = make_subplots(rows=grid_rows, cols=cols, subplot_titles=titles,
+                        horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.3 / grid_rows))
+    for layer, att in enumerate(atts):
+        weights = to_numpy(att.weights)[0]  # (H, T_q, T_k)
+        allowed = allowed_matrix(att.mask, *weights.shape)
+        for h in range(n_heads):
+            index = layer * n_heads + h
+            row, col = index // cols + 1, index % cols + 1
+            panel = Panel(weights[h], titles[index], q_labels, k_labels, allowed[h], signed=False)
+            add_panel(fig, panel, row, col, show_scale=index == 0)
+            _style_axes(fig, panel, row=row, col=col, tick_labels=col == 1, x_tick_labels=row == grid_rows)
+    if highlight_head is not None and len(atts) == 1:
+        fig.layout.annotations[highlight_head].font = dict(color=HIGHLIGHT, size=15)
+    per_row = max(170, min(420, ROW_PX * len(q_labels) + 60))
+    fig.update_layout(height=min(120 + per_row * grid_rows, 2400))
+    return _finish(fig, title, None)
+
+
+def plot_attention_input(x_query: Any, x_kv: Any, q_labels: Sequence[str], k_labels: Sequence[str],
+                         cross: bool) -> go.Figure:
+    """X, the (T x d_model) input of attention; for cross-attention also the encoder output it reads."""
+    panels = [Panel(to_numpy(x_query)[0], "X (decoder side: gives the queries)" if cross else "X", q_labels, None)]
+    if cross:
+        panels.append(Panel(to_numpy(x_kv)[0], "encoder output (gives keys and values)", k_labels, None))
+    return plot_panels(panels, "What enters attention: one row per token, d_model columns",
+                       row_count=max(len(q_labels), len(k_labels)))
+
+
+def plot_qkv(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
+             query: int | None = None, key: int | None = None) -> go.Figure:
+    """Q (T_q x Dh) of one head and the K, V (T_k x Dh) of the key/value head it reads."""
+    kv_head = head // (att.q.shape[1] // att.k.shape[1])
+    panels = [
+        Panel(to_numpy(att.q)[0, head], f"Q (head {head})", q_labels, None, highlight=(query, None)),
+        Panel(to_numpy(att.k)[0, kv_head], f"K (kv head {kv_head})", k_labels, None, highlight=(key, None)),
+        Panel(to_numpy(att.v)[0, kv_head], f"V (kv head {kv_head})", k_labels, None, highlight=(key, None)),
+    ]
+    return plot_panels(panels, "Queries, keys and values: one row per token, d_head columns",
+                       row_count=max(len(q_labels), len(k_labels)))
+
+
+def plot_scores(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
+                query: int | None = None, key: int | None = None) -> go.Figure:
+    """QK^T, divided by sqrt(d_head), then masked: the three steps before the softmax."""
+    raw = to_numpy(att.raw_scores)[0, head]  # (T_q, T_k)
+    scaled = to_numpy(att.scaled_scores)[0, head]
+    allowed = allowed_matrix(att.mask, att.weights.shape[1], *raw.shape)[head]
+    d_head = att.q.shape[-1]
+    spot = (query, key)
+    panels = [
+        Panel(raw, "QKᵀ", q_labels, k_labels, highlight=spot),
+        Panel(scaled, f"÷ √{d_head}", q_labels, k_labels, highlight=spot),
+        Panel(scaled, "mask applied (grey = masked)", q_labels, k_labels, allowed, highlight=spot),
+    ]
+    return plot_panels(panels, f"Scores of head {head}: rows are queries, columns are keys")
+
+
+def plot_attention_weights(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
+                           title: str, query: int | None = None, key: int | None = None) -> go.Figure:
+    """Softmax weights of one head; each row sums to 1 over the allowed keys."""
+    weights = to_numpy(att.weights)[0, head]
+    allowed = allowed_matrix(att.mask, att.weights.shape[1], *weights.shape)[head]
+    return plot_matrix(Panel(weights, f"head {head}", q_labels, k_labels, allowed, signed=False,
+                             highlight=(query, key)), title)
+
+
+def plot_head_output(att: Any, head: int, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
+    """weights x V: each query's mix of value vectors (T_q x Dh)."""
+    out = to_numpy(att.head_outputs)[0, head]
+    return plot_matrix(Panel(out, f"head {head} output", q_labels, None, highlight=(query, None)),
+                       "Weights × V: each row is a weighted average of the rows of V")
+
+
+def plot_concat_output(att: Any, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
+    """All heads side by side (T_q x H*Dh), then the output projection W_O (T_q x D)."""
+    concatenated = to_numpy(att.concatenated)[0]
+    d_head = att.q.shape[-1]
+    panels = [
+        Panel(concatenated, f"concat of {att.q.shape[1]} heads", q_labels, None, highlight=(query, None),
+              boundaries=d_head),
+        Panel(to_numpy(att.output)[0], "× W_O = attention output", q_labels, None, highlight=(query, None)),
+    ]
+    return plot_panels(panels, "Heads concatenated, then the output projection")
+
+
+def plot_dot_product(q: np.ndarray, k: np.ndarray, title: str) -> go.Figure:
+    """q and k dimension by dimension, and their products: the score is the sum of the bottom bars."""
+    q, k = to_numpy(q), to_numpy(k)
+    dims = list(range(q.shape[0]))
+    products = q * k
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=["q and k, dimension by dimension",
+                                        f"q × k (they sum to {products.sum():.4f})"])
+    fig.add_trace(go.Bar(x=dims, y=q, name="q (query)", marker_color="#3182bd"), row=1, col=1)
+    fig.add_trace(go.Bar(x=dims, y=k, name="k (key)", marker_color="#fd8d3c"), row=1, col=1)
+    colours = np.where(products >= 0, "#31a354", "#de2d26").tolist()
+    fig.add_trace(go.Bar(x=dims, y=products, name="q × k", marker_color=colours), row=2, col=1)
+    fig.update_xaxes(title_text="dimension of the head", row=2, col=1)
+    fig.update_layout(barmode="group", height=420, title=dict(text=html.escape(title)),
+                      legend=dict(orientation="h", y=1.12), margin=dict(l=40, r=20, t=90, b=40))
+    return fig
+
+
+def _style_axes(fig: go.Figure, panel: Panel, row: int, col: int, tick_labels: bool = True,
+                x_tick_labels: bool = True) -> None:
+    """Category axes (labels never parsed as numbers or dates), rows top-down, grey gaps, outlines."""
+    fig.update_yaxes(type="category" if panel.rows is not None else "linear", autorange="reversed",
+                     showticklabels=tick_labels, row=row, col=col)
+    fig.update_xaxes(type="category" if panel.cols is not None else "linear", showticklabels=x_tick_labels,
+                     tickangle=-60 if panel.cols is not None else 0, row=row, col=col)
+    values = to_numpy(panel.values)
+    if panel.highlight is not None:
+        _outline(fig, panel.highlight, values.shape, row, col)
+    if panel.boundaries:
+        for x in range(panel.boundaries, values.shape[1], panel.boundaries):
+            fig.add_vline(x=x - 0.5, line=dict(color="black", width=1.5), row=row, col=col)
+
+
+def _outline(fig: go.Figure, spot: tuple[int | None, int | None], shape: tuple[int, int], row: int, col: int) -> None:
+    """Outline a picked row, column or cell (indices into the matrix) in the highlight colour."""
+    r, c = spot
+    if r is None and c is None:
+        return
+    y0, y1 = (r - 0.5, r + 0.5) if r is not None else (-0.5, shape[0] - 0.5)
+    x0, x1 = (c - 0.5, c + 0.5) if c is not None else (-0.5, shape[1] - 0.5)
+    fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color=HIGHLIGHT, width=3),
+                  row=row, col=col)
+
+
+def _finish(fig: go.Figure, title: str, rows: int | None) -> go.Figure:
+    """Title, white background, no grid lines, and a height that fits the rows."""
+    fig.update_layout(title=dict(text=html.escape(title)), plot_bgcolor="white",
+                      margin=dict(l=60, r=30, t=80, b=60))
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    if rows is not None:
+        fig.update_layout(height=int(np.clip(ROW_PX * rows + 160, MIN_HEIGHT, MAX_HEIGHT)))
+    return fig
