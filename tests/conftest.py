@@ -23,3 +23,23 @@ def tiny_transformer(n_kv_heads: int = 4, **overrides) -> Transformer:
     settings = dict(src_vocab_size=15, tgt_vocab_size=11, max_len=24, d_model=32, n_heads=4, n_layers=2, n_kv_heads=n_kv_heads)
     settings.update(overrides)
     return Transformer(TransformerConfig(**settings)).eval()
+
+
+@pytest.fixture
+def no_pages_folder_mode(monkeypatch):
+    """Run every AppTest run through app.py, as a warm server does.
+
+    AppTest resets PagesManager.uses_pages_directory before each run, so with a pages/ folder
+    every run starts in Streamlit's old folder mode, where app_lib.state.ensure_entrypoint
+    reruns through app.py; that rerun drops button clicks. The real server is in that mode
+    only for a fresh server's first deep link, which the browser tests cover.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

@@ -24,6 +24,8 @@ from model import GPT, GPTConfig, Transformer, TransformerConfig, load_checkpoin
 from model.tasks.dates import DatesTask
 from model.tokenizers import WordTokenizer
 
+pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
 PAGES = ["pages/embeddings.py", "pages/positional.py", "pages/attention_steps.py", "pages/heatmaps.py"]
@@ -69,26 +71,6 @@ def user_models(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _user_models_env(user_models, monkeypatch):
     monkeypatch.setenv("TP_USER_MODELS", str(user_models))
-
-
-@pytest.fixture(autouse=True)
-def _no_pages_folder_mode(monkeypatch):
-    """Run every AppTest run through app.py, as a warm server does.
-
-    AppTest resets PagesManager.uses_pages_directory before each run, so with a pages/ folder
-    every run starts in Streamlit's old folder mode, where app_lib.state.ensure_entrypoint
-    reruns through app.py; that rerun drops button clicks. The real server is in that mode
-    only for a fresh server's first deep link, which the browser tests cover.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 def collect_checkpoints() -> tuple[list[str], list[str]]:
