@@ -1,0 +1,140 @@
+"""KV-cache arithmetic: how many bytes a cache takes, and the shapes of well-known published models.
+
+Legend: L layers, Hkv key/value heads, Dh head dim, T cached tokens, B batch.
+
+    cache bytes = 2 (K and V) * L * Hkv * Dh * T * B * bytes per element
+
+Only the key/value heads are cached, so a model with H query heads and Hkv < H
+key/value heads (GQA; MQA when Hkv = 1) needs H / Hkv times less cache than the
+same model with plain multi-head attention (Hkv = H). At long contexts the cache,
+not the weights, is what fills the accelerator's memory: that is why large models use GQA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+
+def cache_bytes(n_layers: int, n_kv_heads: int, d_head: int, tokens: int, batch: int = 1, bytes_per_element: int = 4) -> int:
+    """Bytes of the K and V tensors of every layer for `tokens` cached tokens of `batch` sequences."""
+    for name, value in (("n_layers", n_layers), ("n_kv_heads", n_kv_heads), ("d_head", d_head),
+                        ("bytes_per_element", bytes_per_element)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}.")
+    if tokens < 0 or batch < 0:
+        raise ValueError(f"tokens and batch must be >= 0, got tokens={tokens}, batch={batch}.")
+    return 2 * n_layers * n_kv_heads * d_head * tokens * batch * bytes_per_element
+
+
+def bytes_per_token(n_layers: int, n_kv_heads: int, d_head: int, bytes_per_element: int = 4) -> int:
+    """Cache bytes one more token adds (batch 1)."""
+    return cache_bytes(n_layers, n_kv_heads, d_head, 1, 1, bytes_per_element)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers of a published model that decide its KV-cache size."""
+
+    name: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    context: int  # the context length it was trained for
+    source: str  # where the numbers come from
+
+    @property
+    def kind(self) -> str:
+        """"MHA", "GQA" or "MQA", from the head counts."""
+        return attention_kind(self.n_heads, self.n_kv_heads)
+
+    def variants(self) -> dict[str, int]:
+        """n_kv_heads of this model's MHA, GQA and MQA versions (GQA keeps the model's own, or H/4)."""
+        gqa = self.n_kv_heads if 1 < self.n_kv_heads < self.n_heads else largest_divisor_at_most(self.n_heads, self.n_heads // 4)
+        return {"MHA": self.n_heads, "GQA": gqa, "MQA": 1}
+
+
+def attention_kind(n_heads: int, n_kv_heads: int) -> str:
+    """"MHA" when every query head has its own K/V head, "MQA" when all share one, "GQA" between."""
+    if n_kv_heads == n_heads:
+        return "MHA"
+    return "MQA" if n_kv_heads == 1 else "GQA"
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of n that is <= limit (at least 1): a valid n_kv_heads for n query heads."""
+    return max(d for d in range(1, max(1, limit) + 1) if n % d == 0)
+
+
+# Shapes typed in from each model's published configuration (layers, heads, KV heads, head dim, context).
+PRESETS: dict[str, ModelShape] = {
+    # Radford et al. 2019; Hugging Face config "gpt2": n_layer 12, n_head 12, n_embd 768 (Dh 64), n_ctx 1024.
+    "GPT-2 small (124M)": ModelShape("GPT-2 small (124M)", 12, 12, 12, 64, 1024,
+                                     "GPT-2 paper (Radford et al., 2019); HF gpt2 config.json"),
+    # Hugging Face config "gpt2-xl": n_layer 48, n_head 25, n_embd 1600 (Dh 64), n_ctx 1024.
+    "GPT-2 XL (1.5B)": ModelShape("GPT-2 XL (1.5B)", 48, 25, 25, 64, 1024,
+                                  "GPT-2 paper (Radford et al., 2019); HF gpt2-xl config.json"),
+    # Touvron et al. 2023, Table 1; HF meta-llama/Llama-2-7b-hf: 32 layers, 32 heads, 32 KV heads, hidden 4096.
+    "Llama-2-7B (MHA)": ModelShape("Llama-2-7B (MHA)", 32, 32, 32, 128, 4096,
+                                   "Llama 2 paper (Touvron et al., 2023); HF Llama-2-7b-hf config.json"),
+    # HF meta-llama/Llama-2-70b-hf: 80 layers, 64 heads, 8 KV heads (GQA), hidden 8192.
+    "Llama-2-70B (GQA)": ModelShape("Llama-2-70B (GQA)", 80, 64, 8, 128, 4096,
+                                    "Llama 2 paper (Touvron et al., 2023); HF Llama-2-70b-hf config.json"),
+    # Jiang et al. 2023, Table 1: dim 4096, n_layers 32, n_heads 32, n_kv_heads 8, context_len 8192.
+    # (Its sliding window of 4096 tokens caps the cache in practice; the formula here ignores that.)
+    "Mistral-7B (GQA)": ModelShape("Mistral-7B (GQA)", 32, 32, 8, 128, 8192,
+                                   "Mistral 7B paper (Jiang et al., 2023), Table 1"),
+    # Almazrouei et al. 2023; HF tiiuae/falcon-7b: 32 layers, 71 heads, multi_query, hidden 4544 (Dh 64).
+    "Falcon-7B (MQA)": ModelShape("Falcon-7B (MQA)", 32, 71, 1, 64, 2048,
+                                  "Falcon paper (Almazrouei et al., 2023); HF falcon-7b config.json"),
+}
+
+
+def preset_table() -> list[dict[str, object]]:
+    """One row per preset: its shape, bytes per token (float16) and the cache at its full context."""
+    rows = []
+    for shape in PRESETS.values():
+        per_token = bytes_per_token(shape.n_layers, shape.n_kv_heads, shape.d_head, DTYPE_BYTES["float16"])
+        rows.append({
+            "model": shape.name, "kind": shape.kind, "layers": shape.n_layers, "heads": shape.n_heads,
+            "kv heads": shape.n_kv_heads, "d_head": shape.d_head, "context": shape.context,
+            "KiB per token (fp16)": per_token / 1024,
+            "GiB at full context (fp16, batch 1)": per_token * shape.context / 1024**3,
+        })
+    return rows
+
+
+def attention_parameters(d_model: int, n_heads: int, n_kv_heads: int, bias: bool = True) -> int:
+    """Weights (and biases) of one attention module: W_Q and W_O are D x H*Dh, W_K and W_V D x Hkv*Dh."""
+    d_head = d_model // n_heads
+    q_out, kv_out = n_heads * d_head, n_kv_heads * d_head
+    weights = 2 * d_model * q_out + 2 * d_model * kv_out
+    return weights + ((q_out + 2 * kv_out + d_model) if bias else 0)
+
+
+def attention_summary(config, n_parameters: int, bytes_per_element: int = 4) -> dict[str, object]:
+    """One comparison row for a model config: heads, projection shapes, parameters, cache per token."""
+    d_head = config.d_model // config.n_heads
+    kv = config.n_kv_heads
+    return {
+        "attention": attention_kind(config.n_heads, kv),
+        "H (query heads)": config.n_heads,
+        "H_kv (K/V heads)": kv,
+        "d_head": d_head,
+        "W_Q (d_model × H·d_head)": f"{config.d_model} × {config.n_heads * d_head}",
+        "W_K, W_V (d_model × H_kv·d_head)": f"{config.d_model} × {kv * d_head}",
+        "attention parameters per layer": attention_parameters(config.d_model, config.n_heads, kv, config.bias),
+        "parameters (whole model)": n_parameters,
+        "KV cache per token": format_bytes(bytes_per_token(config.n_layers, kv, d_head, bytes_per_element)),
+    }
+
+
+def format_bytes(n: float) -> str:
+    """A byte count in the largest binary unit that keeps it >= 1 (e.g. "1.5 GiB")."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"

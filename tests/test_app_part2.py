@@ -1,0 +1,208 @@
+"""The app's second part through Streamlit's AppTest: MHA vs GQA vs MQA, the KV cache page, and the Train page.
+
+Every checkpoint present is visited (shipped ones plus a tiny encoder-decoder and a tiny word
+GPT saved in a temporary user folder, so those paths are always covered). The Train page is
+driven through a short run to completion by re-running the script until the job is done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from app_lib.checkpoints import list_checkpoints
+from app_lib.training_job import JOB_QUEUE
+from model import GPT, GPTConfig, Transformer, TransformerConfig, load_checkpoint, save_checkpoint
+from model.tasks.dates import DatesTask
+from model.tokenizers import WordTokenizer
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 90
+SHIPPED = [e.name for e in list_checkpoints() if e.source == "shipped" and e.error is None]
+USER = ["user/tiny-dates", "user/tiny-words"]
+START = "FormSubmitter:train_settings-Start training"
+WORDS = "to be or not to be that is the question whether tis nobler in the mind"
+
+
+@pytest.fixture(scope="module")
+def user_models(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("user_models_part2")
+    torch.manual_seed(0)
+    task = DatesTask()
+    chars = task.make_tokenizer()
+    dates = Transformer(TransformerConfig(src_vocab_size=chars.vocab_size, tgt_vocab_size=chars.vocab_size,
+                                          max_len=task.required_max_len, d_model=16, n_heads=4, n_layers=2,
+                                          n_kv_heads=2))
+    save_checkpoint(root / "tiny-dates", dates, chars, {"task": task.describe(), "steps": 0})
+    words = WordTokenizer.build(WORDS, 40)
+    gpt = GPT(GPTConfig(vocab_size=words.vocab_size, max_len=24, d_model=16, n_heads=4, n_layers=2, n_kv_heads=1))
+    save_checkpoint(root / "tiny-words", gpt, words, {})
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _user_models_env(user_models, monkeypatch):
+    monkeypatch.setenv("TP_USER_MODELS", str(user_models))
+
+
+def open_page(page: str, query: dict[str, str] | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query or {})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at) -> dict[str, dict]:
+    """The page's plotly figures by title."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        figure = json.loads(element.proto.spec)
+        title = figure.get("layout", {}).get("title", {})
+        out[title.get("text", "") if isinstance(title, dict) else str(title)] = figure
+    return out
+
+
+def cache_points(at) -> int:
+    growth = next(f for t, f in figures(at).items() if t.startswith("KV-cache size"))
+    return len(growth["data"][-1]["x"])
+
+
+# ------------------------------------------------------------------ KV cache and generation
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED + USER)
+def test_kv_cache_page_generates_step_by_step(name):
+    at = open_page("pages/kv_cache.py", {"checkpoint": name})
+    assert at.title[0].value == "KV cache and generation" and at.get("latex")
+    assert cache_points(at) == 1 and any("Step 0" in m.value and "prefill" in m.value for m in at.markdown)
+    for step in (1, 2):
+        at.button(key="kv_next").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert cache_points(at) == step + 1
+    assert any("same next token" in s.value for s in at.success)
+    titles = figures(at)
+    assert any(t.startswith("Decode, layer 0") for t in titles) and any(t.startswith("Layer 0 cache") for t in titles)
+
+
+def test_kv_cache_page_reset_and_sampling():
+    at = open_page("pages/kv_cache.py", {"checkpoint": SHIPPED[0] if SHIPPED else USER[1]})
+    at.slider(key="kv_temperature").set_value(1.2).run()
+    at.number_input(key="kv_top_k").set_value(3).run()
+    at.button(key="kv_next").click().run()
+    assert cache_points(at) == 2 and not at.exception
+    at.button(key="kv_reset").click().run()
+    assert cache_points(at) == 1 and not at.exception
+
+
+def test_kv_cache_page_autoplay_steps_on_every_run():
+    at = open_page("pages/kv_cache.py", {"checkpoint": SHIPPED[0] if SHIPPED else USER[1]})
+    at.toggle(key="kv_autoplay").set_value(True).run()
+    first = cache_points(at)
+    at.run()
+    assert cache_points(at) == first + 1 and not at.exception
+
+
+def test_kv_cache_page_refuses_unreadable_input():
+    at = open_page("pages/kv_cache.py", {"checkpoint": "user/tiny-dates", "text": "25 Décembre!"})
+    assert at.error and not at.get("plotly_chart")
+
+
+# ------------------------------------------------------------------ MHA vs GQA vs MQA
+
+
+def test_compare_page_families_and_calculator():
+    at = open_page("pages/compare_attention.py", {"checkpoint": SHIPPED[0] if SHIPPED else USER[1]})
+    assert at.title[0].value == "MHA vs GQA vs MQA" and at.get("latex")
+    families = [n for n in SHIPPED if n.startswith("reversal-")]
+    titles = figures(at)
+    for name in families:
+        assert any(t.startswith(f"{name}: layer 0") for t in titles), name
+    at.selectbox(key="calc_preset").set_value("Falcon-7B (MQA)").run()
+    assert not at.exception
+    assert at.number_input(key="calc_heads").value == 71 and at.number_input(key="calc_kv").value == 1
+    values = [m.value for m in at.metric]
+    assert values[0] == "1.1 GiB" and values[2] == "16.0 MiB"  # 2 x 32 layers x 71 (or 1) heads x 64 x 2048 x fp16
+
+
+@pytest.mark.slow
+def test_compare_page_evaluates_on_fresh_data():
+    if not any(n.startswith("reversal-") for n in SHIPPED):
+        pytest.skip("no shipped reversal family")
+    at = open_page("pages/compare_attention.py", {"checkpoint": "reversal-mha"})
+    at.button(key="cmp_evaluate").click().run()
+    assert not at.exception
+    assert "Accuracy by position on fresh sequences" in figures(at)
+    assert any("reversed half" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_compare_page_shakespeare_family():
+    if not {"shakespeare-mha", "shakespeare-mqa"} <= set(SHIPPED):
+        pytest.skip("the Shakespeare pair is not shipped")
+    at = open_page("pages/compare_attention.py", {"checkpoint": "shakespeare-mha"})
+    assert at.radio(key="cmp_family").value == "shakespeare"
+    assert {"shakespeare-mha: layer 0", "shakespeare-mqa: layer 0"} <= {t[:24] for t in figures(at)}
+    at.button(key="cmp_evaluate").click().run()
+    assert not at.exception
+    assert at.dataframe or any("not prepared" in e.value for e in at.error)  # no corpus: the message, no crash
+
+
+# ------------------------------------------------------------------ Train
+
+
+def set_settings(at, **values) -> None:
+    for key, value in values.items():
+        widget = at.toggle(key=key) if key == "tr_no_mask" else at.number_input(key=key)
+        widget.set_value(value)
+
+
+def test_train_page_refuses_bad_settings():
+    at = open_page("pages/train.py")
+    assert at.info and "Start training" in at.info[0].value
+    set_settings(at, tr_d_model=30, tr_steps=100000)
+    at.button(key=START).click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Not started" in errors and "divisible" not in errors and "steps must be" in errors
+    set_settings(at, tr_steps=100)
+    at.button(key=START).click().run()
+    assert "divisible" in " ".join(e.value for e in at.error)
+    assert JOB_QUEUE.counts() == (0, 0) and "_tp_training_job" not in at.session_state
+
+
+@pytest.mark.slow
+def test_train_page_runs_to_completion_and_saves(user_models):
+    at = open_page("pages/train.py")
+    set_settings(at, tr_n=3, tr_vocab=4, tr_d_model=16, tr_n_heads=2, tr_n_kv_heads=1, tr_n_layers=1,
+                 tr_steps=30, tr_batch=16, tr_no_mask=True)
+    at.button(key=START).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Without the causal mask" in w.value for w in at.warning)
+    job = at.session_state["_tp_training_job"]
+    deadline = time.monotonic() + 120
+    while not job.finished:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    at.run()
+    assert job.status == "done" and any("Done" in s.value for s in at.success)
+    assert {"Loss (cross-entropy of the training batch)", "Accuracy on fresh sequences"} <= set(figures(at))
+    at.text_input(key="tr_save_name").set_value("from-apptest")
+    at.button(key="FormSubmitter:save_model-Save").click().run()
+    assert any("user/from-apptest" in s.value for s in at.success)
+    assert load_checkpoint(user_models / "from-apptest").config.causal is False
+    at.button(key="FormSubmitter:save_model-Save").click().run()  # same name again: asks first
+    assert any("already have a model" in w.value for w in at.warning)
+    at.checkbox(key="tr_replace").check()
+    at.button(key="FormSubmitter:save_model-Save").click().run()
+    assert any("user/from-apptest" in s.value for s in at.success)
+    assert JOB_QUEUE.counts() == (0, 0)

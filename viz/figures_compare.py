@@ -1,0 +1,93 @@
+"""Plotly figures comparing MHA, GQA and MQA. Pure functions: no Streamlit here.
+
+Legend: T tokens, H query heads, Hkv key/value heads, G = H / Hkv query heads per key/value head.
+Labels follow viz/figures.py: unique ("3:the") and HTML-escaped for plotly.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .figures import MASKED_COLOR, Panel, heatmap_trace, to_numpy
+from .figures_generation import VARIANT_COLOURS
+
+GROUP_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def plot_grouped_heads(weights: Any, allowed: Any, n_kv_heads: int, labels: Sequence[str], title: str) -> go.Figure:
+    """One layer's heads side by side, (H, T, T); heads sharing a K/V head sit on one coloured band."""
+    values = to_numpy(weights)  # (H, T, T)
+    n_heads = values.shape[0]
+    group = n_heads // n_kv_heads
+    titles = [f"q head {h} → K/V {h // group}" for h in range(n_heads)]
+    fig = make_subplots(rows=1, cols=n_heads, subplot_titles=titles, horizontal_spacing=0.02)
+    mask = None if allowed is None else np.asarray(to_numpy(allowed), dtype=bool)
+    for h in range(n_heads):
+        panel = Panel(values[h], titles[h], labels, labels, mask, signed=False)
+        fig.add_trace(heatmap_trace(panel, show_scale=h == 0), row=1, col=h + 1)
+        fig.update_xaxes(type="category", showticklabels=False, row=1, col=h + 1)
+        fig.update_yaxes(type="category", autorange="reversed", showticklabels=h == 0, row=1, col=h + 1)
+    for g in range(n_kv_heads):
+        first = fig.get_subplot(1, g * group + 1).xaxis.domain
+        last = fig.get_subplot(1, (g + 1) * group).xaxis.domain
+        colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
+        fig.add_shape(type="rect", xref="paper", yref="paper", x0=first[0] - 0.006, x1=last[1] + 0.006,
+                      y0=-0.06, y1=1.0, fillcolor=colour, opacity=0.25, line={"width": 0}, layer="below")
+        fig.add_annotation(xref="paper", yref="paper", x=(first[0] + last[1]) / 2, y=-0.1, showarrow=False,
+                           text=f"share K/V head {g}", font={"color": colour, "size": 13})
+        for h in range(g * group, (g + 1) * group):
+            fig.layout.annotations[h].font = {"color": colour, "size": 12}
+    fig.update_layout(title=html.escape(title), height=max(260, min(420, 16 * len(labels) + 150)),
+                      plot_bgcolor=MASKED_COLOR, margin={"l": 60, "r": 30, "t": 80, "b": 60})
+    return fig
+
+
+def plot_cache_sizes(variants: dict[str, int], context: int, unit: str = "GiB", divisor: float = 1024**3) -> go.Figure:
+    """Total KV-cache size of the MHA, GQA and MQA versions of one model shape."""
+    names = list(variants)
+    sizes = [variants[name] / divisor for name in names]
+    fig = go.Figure(go.Bar(x=names, y=sizes, marker_color=[VARIANT_COLOURS.get(n.split()[0], "#888") for n in names],
+                           text=[f"{s:,.2f} {unit}" for s in sizes], textposition="outside",
+                           hovertemplate="%{x}<br>%{y:,.3f} " + unit + "<extra></extra>"))
+    fig.update_layout(title=f"KV cache at {context:,} tokens", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 60},
+                      yaxis={"title": unit, "rangemode": "tozero"}, xaxis={"type": "category"})
+    return fig
+
+
+def plot_decode_speed(points: Sequence[Any]) -> go.Figure:
+    """Measured tokens per second with the cache, by context length, one line per variant."""
+    fig = go.Figure()
+    for variant in dict.fromkeys(p.variant for p in points):
+        mine = [p for p in points if p.variant == variant]
+        fig.add_trace(go.Scatter(
+            x=[p.context for p in mine], y=[p.tokens_per_s for p in mine], mode="lines+markers",
+            name=f"{variant} ({mine[0].n_kv_heads} K/V heads)", line={"color": VARIANT_COLOURS.get(variant)},
+            customdata=[p.cache_bytes / 1024**2 for p in mine],
+            hovertemplate="context %{x}<br>%{y:,.0f} tokens/s<br>cache %{customdata:.1f} MiB<extra></extra>"))
+    fig.update_layout(title="Decode speed with the KV cache (measured here, on this machine)", height=340,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 50},
+                      xaxis={"title": "tokens already in the cache", "type": "log",
+                                 "tickvals": sorted({p.context for p in points})},
+                      yaxis={"title": "generated tokens per second", "rangemode": "tozero"})
+    return fig
+
+
+def plot_position_accuracy(series: dict[str, Sequence[float]], n: int, chance: float) -> go.Figure:
+    """Accuracy by predicted position, one line per model (the reversal models' quality, side by side)."""
+    fig = go.Figure()
+    for name, values in series.items():
+        variant = next((v for v in VARIANT_COLOURS if v.lower() in name.lower()), None)
+        fig.add_trace(go.Scatter(x=list(range(len(values))), y=list(values), mode="lines+markers", name=name,
+                                 line={"color": VARIANT_COLOURS.get(variant)}))
+    fig.add_vrect(x0=n - 1.5, x1=len(next(iter(series.values()), [])) - 0.5, fillcolor="#3182bd", opacity=0.08,
+                  line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")
+    fig.add_hline(y=chance, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
+    fig.update_layout(title="Accuracy by position on fresh sequences", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+                      xaxis={"title": "predicted position", "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.05]})
+    return fig

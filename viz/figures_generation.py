@@ -1,0 +1,129 @@
+"""Plotly figures of generation with a KV cache. Pure functions: no Streamlit here.
+
+Legend: T tokens in the cache, T_new tokens fed in a step, H query heads, Hkv key/value heads,
+Dh head dim, V vocabulary size.
+Labels follow viz/figures.py: unique ("3:the") and HTML-escaped for plotly.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .figures import MASKED_COLOR, SIGNED_SCALE, WEIGHTS_SCALE, Panel, heatmap_trace, plotly_labels, to_numpy
+
+VARIANT_COLOURS = {"MHA": "#3182bd", "GQA": "#31a354", "MQA": "#e6550d"}
+MEASURED_COLOUR = "#222222"
+CHOSEN_COLOUR, OTHER_COLOUR = "#e6550d", "#9ecae1"
+
+
+def plot_next_token(probabilities: Any, vocabulary: Sequence[str], chosen: int, top: int = 20,
+                    title: str = "Next-token probabilities") -> go.Figure:
+    """The `top` most likely next tokens as bars, the chosen one highlighted (large vocabularies are cut)."""
+    probs = to_numpy(probabilities)
+    if probs.ndim != 1 or len(vocabulary) != probs.shape[0]:
+        raise ValueError(f"need probabilities (V,) and V tokens, got {probs.shape} and {len(vocabulary)} tokens.")
+    order = [int(i) for i in np.argsort(-probs, kind="stable")[:top]]
+    if chosen not in order:
+        order[-1] = chosen
+    labels = plotly_labels([f"{i}:{vocabulary[i]}" for i in order])
+    colours = [CHOSEN_COLOUR if i == chosen else OTHER_COLOUR for i in order]
+    fig = go.Figure(go.Bar(x=labels, y=probs[order], marker_color=colours,
+                           hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>"))
+    shown = "" if len(order) == probs.shape[0] else f" (the {len(order)} most likely of {probs.shape[0]})"
+    fig.update_layout(title=title + shown, yaxis={"title": "probability", "range": [0, 1]}, height=300,
+                      xaxis={"type": "category", "title": "token (id:text)"}, margin={"l": 60, "r": 20, "t": 60, "b": 80})
+    return fig
+
+
+def plot_grid(panels: Sequence[Sequence[Panel]], title: str, height_per_row: int, outline_rows: int = 0) -> go.Figure:
+    """Rows of heatmap panels sharing one colour scale; the last `outline_rows` rows of each panel outlined."""
+    n_rows, n_cols = len(panels), max(len(row) for row in panels)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[p.title for row in panels for p in row],
+                        horizontal_spacing=0.03, vertical_spacing=min(0.15, 0.4 / n_rows))
+    signed = panels[0][0].signed
+    extent = max(float(np.nanmax(np.abs(to_numpy(p.values)))) for row in panels for p in row) or 1.0
+    for r, row in enumerate(panels, start=1):
+        for c, panel in enumerate(row, start=1):
+            fig.add_trace(heatmap_trace(panel).update(coloraxis="coloraxis", showscale=False), row=r, col=c)
+            fig.update_xaxes(type="category", showticklabels=panel.cols is not None and r == n_rows, row=r, col=c)
+            fig.update_yaxes(type="category", autorange="reversed", showticklabels=c == 1, row=r, col=c)
+            length = to_numpy(panel.values).shape[0]
+            if outline_rows:
+                width = to_numpy(panel.values).shape[1]
+                fig.add_shape(type="rect", x0=-0.5, x1=width - 0.5, y0=length - outline_rows - 0.5, y1=length - 0.5,
+                              line={"color": CHOSEN_COLOUR, "width": 2}, row=r, col=c)
+    scale = {"colorscale": SIGNED_SCALE, "cmid": 0.0, "cmin": -extent, "cmax": extent} if signed else {
+        "colorscale": WEIGHTS_SCALE, "cmin": 0.0, "cmax": 1.0}
+    fig.update_layout(coloraxis=dict(colorbar={"thickness": 10, "len": 0.8}, **scale), title=html.escape(title),
+                      height=100 + height_per_row * n_rows, plot_bgcolor=MASKED_COLOR, margin={"l": 60, "r": 30, "t": 80, "b": 50})
+    return fig
+
+
+def _row_height(length: int) -> int:
+    return int(np.clip(18 * length + 40, 140, 420))
+
+
+def plot_prefill_scores(scaled_scores: Any, mask: Any, labels: Sequence[str], layer: int) -> go.Figure:
+    """Every head's scaled scores of the prompt, masked cells grey: the causal matrix of the prefill."""
+    scores = to_numpy(scaled_scores)  # (H, T, T)
+    allowed = None if mask is None else np.asarray(to_numpy(mask), dtype=bool)  # (T, T)
+    panels = [Panel(scores[h], f"head {h}", labels, labels, allowed) for h in range(scores.shape[0])]
+    rows = [panels[i : i + 4] for i in range(0, len(panels), 4)]
+    return plot_grid(rows, f"Prefill, layer {layer}: QKᵀ/√d_head of the whole prompt at once (grey = masked)",
+                     _row_height(len(labels)))
+
+
+def plot_decode_row(weights: Any, key_labels: Sequence[str], query_label: str, layer: int,
+                    kind: str = "Decode") -> go.Figure:
+    """The one new query's softmax weights over all cached keys (H, 1, T): one row per head, no mask."""
+    values = to_numpy(weights)[:, -1, :]  # (H, T)
+    heads = [f"head {h}" for h in range(values.shape[0])]
+    panel = Panel(values, f"query {query_label}: softmax weights", heads, key_labels, signed=False)
+    title = f"{kind}, layer {layer}: the new token's query over all {values.shape[1]} cached keys"
+    return plot_grid([[panel]], title, max(140, 26 * len(heads) + 60))
+
+
+def plot_cache_tensors(keys: Any, values: Any, labels: Sequence[str], layer: int, new_rows: int = 1) -> go.Figure:
+    """The layer's cached K and V, (Hkv, T, Dh) each: K on top, V below, a column per key/value head."""
+    k, v = to_numpy(keys), to_numpy(values)
+    n_kv, length, d_head = k.shape
+    rows = [[Panel(k[g], f"K, kv head {g}", labels, None) for g in range(n_kv)],
+            [Panel(v[g], f"V, kv head {g}", labels, None) for g in range(n_kv)]]
+    title = (f"Layer {layer} cache: {n_kv} key/value head(s) × {length} tokens × d_head {d_head}, "
+             f"newest row(s) outlined")
+    return plot_grid(rows, title, _row_height(length), outline_rows=min(new_rows, length))
+
+
+def plot_cache_growth(steps: Sequence[int], measured_bytes: Sequence[int], predicted: dict[str, Sequence[int]],
+                      measured_name: str) -> go.Figure:
+    """Cache bytes after every step: this model, measured, against the formula for MHA, GQA and MQA."""
+    fig = go.Figure()
+    for name, values in predicted.items():
+        fig.add_trace(go.Scatter(x=list(steps), y=list(values), name=f"{name} (formula)", mode="lines+markers",
+                                 marker={"size": 5, "symbol": "circle-open"},
+                                 line={"dash": "dash", "color": VARIANT_COLOURS.get(name.split()[0], "#888")}))
+    fig.add_trace(go.Scatter(x=list(steps), y=list(measured_bytes), name=f"{measured_name} (measured)",
+                             mode="lines+markers", line={"color": MEASURED_COLOUR, "width": 3}))
+    fig.update_layout(title="KV-cache size after each step", height=340, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+                      xaxis={"title": "step (0 = prefill)", "dtick": 1}, yaxis={"title": "bytes", "rangemode": "tozero"})
+    return fig
+
+
+def plot_step_times(lengths: Sequence[int], cached_ms: Sequence[float], uncached_ms: Sequence[float]) -> go.Figure:
+    """Measured time to produce each next token, with the cache and recomputing everything."""
+    fig = go.Figure([
+        go.Scatter(x=list(lengths), y=list(cached_ms), name="with the KV cache", mode="lines+markers",
+                   line={"color": VARIANT_COLOURS["GQA"]}),
+        go.Scatter(x=list(lengths), y=list(uncached_ms), name="without (whole sequence again)",
+                   mode="lines+markers", line={"color": VARIANT_COLOURS["MQA"]}),
+    ])
+    fig.update_layout(title="Time per token, measured", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+                      xaxis={"title": "tokens in the sequence", "tickformat": "d"},
+                      yaxis={"title": "milliseconds", "rangemode": "tozero"})
+    return fig

@@ -1,0 +1,113 @@
+"""Plotly figures of a training run on the reversal task. Pure functions: no Streamlit here.
+
+Legend: L layers, H heads, T = 2n - 1 positions of the fixed example, n half-length.
+Events are model.training.TrainEvent records (anything with step, loss, tokens_per_s, metrics).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .figures import MASKED_COLOR, to_numpy
+
+FIRST_COLOUR, SECOND_COLOUR, CHANCE_COLOUR = "#e6550d", "#3182bd", "#888888"
+MAX_POINTS = 300  # a line of 3,000 steps is thinned to this many points
+
+
+def _thin(events: Sequence[Any]) -> list[Any]:
+    """Every k-th event (and the last), so a long run still draws quickly."""
+    if len(events) <= MAX_POINTS:
+        return list(events)
+    k = -(-len(events) // MAX_POINTS)
+    return list(events[::k]) + ([events[-1]] if (len(events) - 1) % k else [])
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, height: int = 300) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+                      xaxis={"title": "step", "rangemode": "tozero"}, yaxis={"title": y_title},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "xanchor": "left"})
+    return fig
+
+
+def plot_loss(step_events: Sequence[Any]) -> go.Figure:
+    """Training loss of every step's batch."""
+    events = _thin(step_events)
+    fig = go.Figure(go.Scatter(x=[e.step for e in events], y=[e.loss for e in events], mode="lines",
+                               name="loss", line={"color": SECOND_COLOUR}))
+    return _layout(fig, "Loss (cross-entropy of the training batch)", "loss")
+
+
+def plot_half_accuracy(eval_events: Sequence[Any], chance: float) -> go.Figure:
+    """Accuracy on fresh sequences, first half (random symbols) vs second half (the reversal), by step."""
+    steps = [e.step for e in eval_events]
+    fig = go.Figure([
+        go.Scatter(x=steps, y=[e.metrics["first_half_accuracy"] for e in eval_events], mode="lines+markers",
+                   name="first half (random: nothing to learn)", line={"color": FIRST_COLOUR}),
+        go.Scatter(x=steps, y=[e.metrics["second_half_accuracy"] for e in eval_events], mode="lines+markers",
+                   name="second half (the reversal)", line={"color": SECOND_COLOUR}),
+    ])
+    fig.add_hline(y=chance, line={"dash": "dot", "color": CHANCE_COLOUR},
+                  annotation_text=f"chance = 1/vocab = {chance:.3f}", annotation_position="bottom right")
+    fig = _layout(fig, "Accuracy on fresh sequences", "accuracy", height=340)
+    fig.update_yaxes(range=[0, 1.05])
+    return fig
+
+
+def plot_accuracy_by_position(accuracy: Sequence[float], n: int, chance: float, step: int) -> go.Figure:
+    """Accuracy of each predicted position of the latest evaluation, coloured by half."""
+    values = list(accuracy)
+    labels = [f"p{p}" for p in range(len(values))]
+    colours = [FIRST_COLOUR if p < n - 1 else SECOND_COLOUR for p in range(len(values))]
+    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colours,
+                           hovertemplate="position %{x}<br>accuracy %{y:.3f}<extra></extra>"))
+    fig.add_hline(y=chance, line={"dash": "dot", "color": CHANCE_COLOUR}, annotation_text="chance")
+    fig.update_layout(title=f"Accuracy by position (step {step})", height=300,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 50}, yaxis={"title": "accuracy", "range": [0, 1.05]},
+                      xaxis={"type": "category", "title": "position p predicts token p + 1"})
+    return fig
+
+
+def plot_throughput(step_events: Sequence[Any]) -> go.Figure:
+    """Scored tokens per second, averaged over the run so far."""
+    events = _thin(step_events)
+    fig = go.Figure(go.Scatter(x=[e.step for e in events], y=[e.tokens_per_s for e in events], mode="lines",
+                               name="tokens/s", line={"color": CHANCE_COLOUR}))
+    fig = _layout(fig, "Training speed", "tokens per second")
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def plot_training_attention(weights: Any, labels: Sequence[str], step: int, causal: bool = True) -> go.Figure:
+    """Every layer (rows) and head (columns) of attention on the fixed example, (L, H, T, T), at one step.
+
+    One heatmap with grey gaps between the blocks (not one subplot per head): the page redraws
+    it every second while training, and a single trace is many times cheaper to build.
+    """
+    values = to_numpy(weights)  # (L, H, T, T)
+    n_layers, n_heads, length, _ = values.shape
+    if causal:
+        values = np.where(np.tril(np.ones((length, length), dtype=bool)), values, np.nan)
+    gap = 1
+    z = np.full((n_layers * (length + gap) - gap, n_heads * (length + gap) - gap), np.nan)
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            r, c = layer * (length + gap), head * (length + gap)
+            z[r : r + length, c : c + length] = values[layer, head]
+    escaped = [html.escape(str(label), quote=False) for label in labels]
+    fig = go.Figure(go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, hoverongaps=False,
+                               hovertemplate="weight %{z:.3f}<extra></extra>", colorbar={"thickness": 10, "len": 0.8}))
+    block = np.arange(length)
+    fig.update_xaxes(tickvals=[h * (length + gap) + length / 2 - 0.5 for h in range(n_heads)],
+                     ticktext=[f"head {h}" for h in range(n_heads)], side="top", showgrid=False, zeroline=False)
+    fig.update_yaxes(tickvals=[layer * (length + gap) + i for layer in range(n_layers) for i in block],
+                     ticktext=[f"L{layer} {escaped[i]}" for layer in range(n_layers) for i in block],
+                     autorange="reversed", showgrid=False, zeroline=False, tickfont={"size": 9})
+    fig.update_layout(title=f"Attention on a fixed example at step {step} (rows: queries, columns: keys)",
+                      height=int(np.clip(16 * z.shape[0] + 120, 300, 1000)), plot_bgcolor=MASKED_COLOR,
+                      margin={"l": 80, "r": 20, "t": 90, "b": 30})
+    return fig
