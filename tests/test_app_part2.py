@@ -20,6 +20,8 @@ from model import GPT, GPTConfig, Transformer, TransformerConfig, load_checkpoin
 from model.tasks.dates import DatesTask
 from model.tokenizers import WordTokenizer
 
+pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 90
 SHIPPED = [e.name for e in list_checkpoints() if e.source == "shipped" and e.error is None]
