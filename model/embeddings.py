@@ -28,10 +28,15 @@ class TokenEmbedding(nn.Module):
         return self.table.weight  # (V, D)
 
     def forward(self, ids: Tensor) -> Tensor:  # (B, T) -> (B, T, D)
-        vocab_size = self.table.num_embeddings
-        if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-            raise ValueError(f"token ids must be in [0, {vocab_size}), got {ids.min()}..{ids.max()}.")
-        return self.table(ids) * self.scale
+        # The range is checked by the lookup itself, not by ids.min()/ids.max() up front: those
+        # are two extra reductions per call and, on a GPU, a wait for the device every step.
+        # The CPU lookup raises IndexError on a bad id (a GPU raises a device-side assert).
+        try:
+            vectors = self.table(ids)  # (B, T, D)
+        except IndexError:
+            vocab_size = self.table.num_embeddings
+            raise ValueError(f"token ids must be in [0, {vocab_size}), got {ids.min()}..{ids.max()}.") from None
+        return vectors if self.scale == 1.0 else vectors * self.scale
 
 
 def sinusoidal_table(max_len: int, d_model: int) -> Tensor:
@@ -73,8 +78,7 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def forward(self, length: int, start: int = 0) -> Tensor:  # -> (T, D)
         check_positions(start, length, self.max_len)
-        positions = torch.arange(start, start + length, device=self.table.weight.device)
-        return self.table(positions)
+        return self.table.weight[start : start + length]  # rows start..start+T-1: a lookup of consecutive ids
 
 
 def check_positions(start: int, length: int, max_len: int) -> None:

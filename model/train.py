@@ -5,6 +5,14 @@
 
 Settings start from the task's recipe (model/recipes.py); flags override them.
 Bad settings are refused before anything starts.
+
+Data-parallel on several processes (model/distributed.py; gloo on CPU, NCCL on GPU):
+
+    torchrun --nproc_per_node 2 -m model.train --task reversal --batch-size 32 --out checkpoints/my-reversal
+
+There --batch-size is per process: the global batch is batch size x processes (64 here),
+and the run takes the same steps as one process with --batch-size 64. Only rank 0
+prints and writes the checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError, save_checkpoint
 from .config import ConfigError
 from .recipes import RECIPES, build_config, model_from_config
@@ -81,11 +90,43 @@ def headline(metrics: dict) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
 
 
+def where(train_config: TrainConfig, world: distributed.World) -> str:
+    """'on cpu', or 'on cpu x 2 processes (global batch 64 = 32 per process)' under torchrun."""
+    place = f"on {train_config.resolved_device()}"
+    if world.is_distributed:
+        global_batch = train_config.batch_size * world.world_size
+        per_rank = train_config.batch_size
+        place += f" x {world.world_size} processes (global batch {global_batch} = {per_rank} per process)"
+    return place
+
+
+def checkpoint_meta(task, argv: list[str], train_config: TrainConfig, event, world: distributed.World) -> dict:
+    """What a checkpoint records about its run, the exact command included."""
+    launcher = "python -m model.train"
+    if world.is_distributed:
+        launcher = f"torchrun --nproc_per_node {world.world_size} -m model.train"
+    meta = {
+        "task": task.describe(),
+        "command": f"{launcher} {shlex.join(argv)}",
+        "train": train_config.to_dict(),
+        "steps": event.step,
+        "final_loss": event.loss,
+        "final_accuracy": event.accuracy,
+        "train_seconds": round(event.elapsed, 1),
+        "metrics": {k: v for k, v in event.metrics.items() if not isinstance(v, (list, dict))},
+    }
+    if world.is_distributed:
+        meta.update(world_size=world.world_size, global_batch_size=train_config.batch_size * world.world_size)
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    world = distributed.World()
     try:
         task_desc, model_settings, train_config = settings_from(args)
+        world = distributed.start(train_config.resolved_device())  # a world of one unless under torchrun
         out = Path(args.out)
         if out.exists() and not args.force:
             raise CheckpointError(f"{out} already exists; pass --force to replace it.")
@@ -95,32 +136,33 @@ def main(argv: list[str] | None = None) -> int:
         check_run(model_config, train_config, task.required_max_len)  # before allocating anything
         model = model_from_config(model_config, seed=train_config.seed)
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        if world.is_main:
+            print(f"error: {error}", file=sys.stderr)
+        distributed.finish()
         return 2
-    print(f"{args.task}: {model.num_parameters:,} parameters on {train_config.resolved_device()}", file=sys.stderr)
-    interval = 0.25 if sys.stderr.isatty() else 10.0  # redraw often on a terminal, rarely in a log
-    last_print = -interval
-    for event in train(model, task, train_config):
-        if event.elapsed - last_print >= interval or event.kind != "step":
-            print(progress_line(event), end="" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
-            last_print = event.elapsed
-        if event.kind == "eval":
-            print(f"\n  eval at step {event.step}: {headline(event.metrics)}", file=sys.stderr)
-    print(file=sys.stderr)
-    meta = {
-        "task": task.describe(),
-        "command": "python -m model.train " + shlex.join(argv),
-        "train": train_config.to_dict(),
-        "steps": event.step,
-        "final_loss": event.loss,
-        "final_accuracy": event.accuracy,
-        "train_seconds": round(event.elapsed, 1),
-        "metrics": {k: v for k, v in event.metrics.items() if not isinstance(v, (list, dict))},
-    }
-    save_checkpoint(out, model.cpu(), tokenizer, meta, dtype=DTYPES[args.dtype], overwrite=args.force)
-    print(f"final evaluation: {headline(event.metrics)}")
-    print(f"saved {out}")
-    return 0
+    try:
+        events = train(model, task, train_config)
+        if not world.is_main:  # the other ranks train in silence
+            for event in events:
+                pass
+            return 0
+        print(f"{args.task}: {model.num_parameters:,} parameters {where(train_config, world)}", file=sys.stderr)
+        interval = 0.25 if sys.stderr.isatty() else 10.0  # redraw often on a terminal, rarely in a log
+        last_print = -interval
+        for event in events:
+            if event.elapsed - last_print >= interval or event.kind != "step":
+                print(progress_line(event), end="" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
+                last_print = event.elapsed
+            if event.kind == "eval":
+                print(f"\n  eval at step {event.step}: {headline(event.metrics)}", file=sys.stderr)
+        print(file=sys.stderr)
+        meta = checkpoint_meta(task, argv, train_config, event, world)
+        save_checkpoint(out, model.cpu(), tokenizer, meta, dtype=DTYPES[args.dtype], overwrite=args.force)
+        print(f"final evaluation: {headline(event.metrics)}")
+        print(f"saved {out}")
+        return 0
+    finally:
+        distributed.finish()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ them for its charts. A `threading.Event` stops the loop between steps.
 
 Optimiser: AdamW, linear warmup then cosine decay to `min_lr_ratio * lr`,
 gradient clipping by global norm. Deterministic under `seed` on the CPU.
+
+Under torchrun (see model/distributed.py) the same loop trains with DistributedDataParallel:
+`batch_size` is per process, each process trains on its own shard of a global batch of
+batch_size x world_size, the reported loss, accuracy and tokens/s are the global batch's,
+and only rank 0 evaluates.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from . import distributed
 from .config import ConfigError, GPTConfig, TransformerConfig
 from .device import default_device
 from .gpt import GPT
@@ -153,36 +159,41 @@ def train(
     """Train `model` on `task`, yielding an event after every step and evaluation.
 
     The last event is "done" (all steps ran) or "stopped" (stop was set); both carry a
-    final evaluation. The model keeps what it learned either way.
+    final evaluation. The model keeps what it learned either way. Under torchrun the
+    evaluations run on rank 0 only; other ranks' events carry empty metrics.
     """
-    device = config.resolved_device()
+    world = distributed.current()
+    device = distributed.rank_device(config.resolved_device(), world)
     model.to(device).train()
+    step_model = distributed.wrap(model, world, device)  # DDP when distributed, else the model itself
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)  # the data order; CPU-side for determinism
     start, tokens, step = time.perf_counter(), 0.0, 0
     loss_value = accuracy = lr = 0.0
     while step < config.steps:
-        if stop is not None and stop.is_set():
+        if distributed.any_rank(stop is not None and stop.is_set(), world, device):
             break
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = task.sample_batch(config.batch_size, generator).to(device)
-        loss, batch_metrics = task.loss(model, batch)
+        global_batch = task.sample_batch(config.batch_size * world.world_size, generator)
+        batch = distributed.shard(global_batch, world).to(device)
+        loss, batch_metrics = task.loss(step_model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
+        batch_metrics = distributed.global_metrics(batch_metrics, world, device)
         tokens += batch_metrics.get("tokens", 0.0)
         loss_value, accuracy = batch_metrics["loss"], batch_metrics["accuracy"]
         elapsed = time.perf_counter() - start
         yield TrainEvent("step", step, config.steps, loss_value, accuracy, lr, tokens / elapsed, elapsed)
         if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-            metrics = _evaluate(task, model, config, device)
+            metrics = _evaluate(task, model, config, device) if world.is_main else {}
             elapsed = time.perf_counter() - start
             yield TrainEvent("eval", step, config.steps, loss_value, accuracy, lr, tokens / elapsed, elapsed, metrics)
-    metrics = _evaluate(task, model, config, device)
+    metrics = _evaluate(task, model, config, device) if world.is_main else {}
     model.eval()
     elapsed = time.perf_counter() - start
     kind = "done" if step == config.steps else "stopped"
