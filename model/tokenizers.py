@@ -15,12 +15,13 @@ what the vocabulary lacks, so the app can say so instead of failing silently.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 
-class Tokenizer:
+class Tokenizer(ABC):
     """Shared interface: a vocabulary `tokens` (index = id) plus encode/decode."""
 
     type_name = ""  # the "type" key of to_dict()
@@ -63,9 +64,9 @@ class Tokenizer:
             raise ValueError(f"id {i} is outside the vocabulary (size {len(self._tokens)}).")
         return self._tokens[i]
 
+    @abstractmethod
     def pieces(self, text: str) -> list[str]:
         """Split text into vocabulary-sized pieces, before any lookup."""
-        raise NotImplementedError
 
     def encode(self, text: str) -> list[int]:
         """Text to ids (no bos/eos added: tasks add the specials they need)."""
@@ -90,9 +91,9 @@ class Tokenizer:
         """Distinct pieces of text missing from the vocabulary, in order of appearance."""
         return self._unknown(self.pieces(text))
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable description that `tokenizer_from_dict` rebuilds."""
-        raise NotImplementedError
 
     def _join(self, tokens: list[str]) -> str:
         return "".join(tokens)

@@ -159,8 +159,7 @@ def test_dates_trace_decodes_with_its_own_output():
 
 def test_reversal_trace_includes_the_answer():
     reversal = [n for n in ALL_NAMES if load_model(n).meta.get("task", {}).get("name") == "reversal"]
-    if not reversal:
-        pytest.skip("no reversal checkpoint present")
+    assert reversal, "a reversal checkpoint is shipped"
     checkpoint = load_model(reversal[0])
     n = checkpoint.task.n
     prepared = prepare_trace(checkpoint, default_text(checkpoint))

@@ -137,8 +137,7 @@ def test_compare_page_families_and_calculator():
 
 @pytest.mark.slow
 def test_compare_page_evaluates_on_fresh_data():
-    if not any(n.startswith("reversal-") for n in SHIPPED):
-        pytest.skip("no shipped reversal family")
+    assert any(n.startswith("reversal-") for n in SHIPPED), "the reversal family is shipped"
     at = open_page("pages/compare_attention.py", {"checkpoint": "reversal-mha"})
     at.button(key="cmp_evaluate").click().run()
     assert not at.exception
@@ -148,8 +147,7 @@ def test_compare_page_evaluates_on_fresh_data():
 
 @pytest.mark.slow
 def test_compare_page_shakespeare_family():
-    if not {"shakespeare-mha", "shakespeare-mqa"} <= set(SHIPPED):
-        pytest.skip("the Shakespeare pair is not shipped")
+    assert {"shakespeare-mha", "shakespeare-mqa"} <= set(SHIPPED), "the Shakespeare pair is shipped"
     at = open_page("pages/compare_attention.py", {"checkpoint": "shakespeare-mha"})
     assert at.radio(key="cmp_family").value == "shakespeare"
     assert {"shakespeare-mha: layer 0", "shakespeare-mqa: layer 0"} <= {t[:24] for t in figures(at)}

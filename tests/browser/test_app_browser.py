@@ -160,8 +160,7 @@ def test_link_round_trip_layer_and_head(app_url, page, browser_log):
     """First in this module on purpose: a deep link is the fresh server's first request (see ensure_entrypoint)."""
     fits = [c for c in SHIPPED if c["layers"] >= 2 and c["heads"] >= 3]
     target = next((c for c in fits if c is not SHIPPED[0]), fits[0] if fits else None)  # not the default, if any
-    if target is None:
-        pytest.skip("no shipped checkpoint with 2 layers and 3 heads")
+    assert target is not None, "a shipped checkpoint has at least 2 layers and 3 heads"
     name = target["name"]
     open_app(page, f"{app_url}/heatmaps?checkpoint={name}&layer=1&head=2", charts=PAGES["heatmaps"])
     assert page.get_by_role("combobox", name="Checkpoint").input_value() == name
