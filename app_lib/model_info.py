@@ -77,8 +77,8 @@ def describe_checkpoint(entry: CheckpointEntry) -> dict[str, Any]:
         "task": task or "none",
         "architecture": "GPT" if document.get("architecture") == "gpt" else "encoder-decoder",
         "heads (H / H_kv)": f"{n_heads} / {n_kv} ({attention_variant(n_heads, n_kv)})",
-        "d_model": config.get("d_model"),
-        "layers": config.get("n_layers"),
+        "d_model": str(config.get("d_model", "")),  # text, so broken rows (blank) keep one column type
+        "layers": str(config.get("n_layers", "")),
         "headline": headline(task, meta) or "",
         "what it is for": PURPOSE.get(task, "your own model" if entry.source == "user" else ""),
     }
