@@ -14,7 +14,8 @@ from app_lib.state import set_selection
 
 ROOT = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="Transformer Playground", page_icon="🔍", layout="wide")
+# A material icon, not an emoji: checking an emoji loads Streamlit's emoji table (0.5 s at start-up).
+st.set_page_config(page_title="Transformer Playground", page_icon=":material/search:", layout="wide")
 
 TOUR = {
     "Start": [("pages/home.py", "Home", ":material/home:")],
@@ -29,6 +30,7 @@ TOUR = {
         ("pages/compare_attention.py", "MHA vs GQA vs MQA", ":material/compare_arrows:"),
         ("pages/kv_cache.py", "KV cache and generation", ":material/memory:"),
         ("pages/train.py", "Train", ":material/model_training:"),
+        ("pages/my_models.py", "Your models", ":material/folder_open:"),
     ],
 }
 

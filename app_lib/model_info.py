@@ -7,6 +7,7 @@ without loading weights), so listing every model stays cheap.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .checkpoints import CONFIG_FILE, CheckpointEntry
@@ -82,3 +83,26 @@ def describe_checkpoint(entry: CheckpointEntry) -> dict[str, Any]:
         "headline": headline(task, meta) or "",
         "what it is for": PURPOSE.get(task, "your own model" if entry.source == "user" else ""),
     }
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark CommonMark can escape
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown literally inside Markdown: punctuation backslash-escaped, line breaks as spaces.
+
+    Escaping every punctuation mark also defuses Streamlit's extras ($math$, :red[colour], :emoji:).
+    """
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", re.sub(r"\s+", " ", str(text)))
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Rows of the same or fewer keys as a Markdown table, every cell shown literally.
+
+    The home page draws its table this way rather than with st.table: that needs pandas, whose
+    import alone (about 1.5 s here) would double the time to a first page (benchmarks/app_latency.py).
+    """
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(escape_markdown(c) for c in columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(escape_markdown(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

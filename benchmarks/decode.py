@@ -2,7 +2,7 @@
 
     python -m benchmarks.decode            # lengths 64, 256, 512 (a few minutes on 2 CPU cores)
     python -m benchmarks.decode --quick    # a smoke run
-    python -m benchmarks.decode --threads 1 --clock cpu --what-if
+    python -m benchmarks.decode --threads 1 --clock cpu --written-out
 
 The model has the Shakespeare recipe's shape (vocab 5000, d_model 128, 4 heads, 3 layers)
 with a 512-token context; GPT-2 gets a copy of our weights, so both compute the same
@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import torch
 
 from benchmarks.common import (
-    interleaved_times, matched_pair, median, parser, print_table, setup, spread, with_fused_layernorm,
+    interleaved_times, matched_pair, median, parser, print_table, setup, spread, with_written_out_norms,
 )
 from model import GPTConfig
 
@@ -31,7 +31,7 @@ PROMPT = 16
 TARGET_CACHED = 1.5
 
 
-def runs_for(ours, peer, prompt: torch.Tensor, new: int, use_cache: bool, what_if: bool) -> dict:
+def runs_for(ours, peer, prompt: torch.Tensor, new: int, use_cache: bool, written_out: bool) -> dict:
     mask = torch.ones_like(prompt)
     runs = {
         "ours": lambda: ours.generate(prompt, new, temperature=0.0, use_cache=use_cache),
@@ -39,8 +39,8 @@ def runs_for(ours, peer, prompt: torch.Tensor, new: int, use_cache: bool, what_i
             prompt, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, do_sample=False, use_cache=use_cache
         ),
     }
-    if what_if:
-        runs["ours + F.layer_norm (what-if)"] = with_fused_layernorm(runs["ours"])
+    if written_out:
+        runs["ours, written-out LayerNorm"] = with_written_out_norms(runs["ours"])
     return runs
 
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         new = total - PROMPT
         for use_cache in (True, False):
             print(f"  measuring length {total}, cache {use_cache}", file=sys.stderr, flush=True)
-            runs = runs_for(ours, peer, prompt, new, use_cache, args.what_if)
+            runs = runs_for(ours, peer, prompt, new, use_cache, args.written_out)
             same = check_same_tokens(runs)
             times = interleaved_times(runs, repeats if use_cache else max(2, repeats - 2), warmup=1, clock=clock)
             for name, t in times.items():
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     )
     longest = max(lengths)
-    names = ["ours", "GPT-2"] + (["ours + F.layer_norm (what-if)"] if args.what_if else [])
+    names = ["ours", "GPT-2"] + (["ours, written-out LayerNorm"] if args.written_out else [])
     summary = [
         [name, f"{speed[name, longest, True] / speed[name, longest, False]:.1f}x"] for name in names
     ]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.train_reversal            # the app's default reversal settings, 3 seeds
     python -m benchmarks.train_reversal --quick    # a smoke run (tiny model, a few steps)
-    python -m benchmarks.train_reversal --threads 1 --clock cpu --what-if
+    python -m benchmarks.train_reversal --threads 1 --clock cpu --written-out
 
 Both models have the app's default shape (model/recipes.py: d_model 128, 4 heads, 2 layers,
 n = 8 symbols, vocab 10) and start from the same weights: our initialisation is GPT-2's
@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
-    GPT2Logits, check_same_function, copy_weights_to_gpt2, fused_layernorm, gpt2_peer, parser, print_table, setup,
+    GPT2Logits, check_same_function, copy_weights_to_gpt2, written_out_norms, gpt2_peer, parser, print_table, setup,
 )
 from model.recipes import RECIPES, build_config, model_from_config
 from model.tasks import task_from_dict
@@ -44,7 +44,7 @@ class Progress:
     """One model's run so far."""
 
     events: object  # the train() generator
-    patch: object = nullcontext  # a context to run its steps in (the what-if's fused LayerNorm)
+    patch: object = nullcontext  # a context to run its steps in (the written-out LayerNorm)
     train_seconds: float = 0.0
     tokens: float = 0.0
     reached_at: int | None = None  # step of the first evaluation at >= THRESHOLD
@@ -74,7 +74,7 @@ def advance(progress: Progress, clock) -> None:
         progress.finished = True
 
 
-def race(seed: int, quick: bool, clock, what_if: bool) -> dict[str, Progress]:
+def race(seed: int, quick: bool, clock, written_out: bool) -> dict[str, Progress]:
     """Train ours and GPT-2 from the same weights on the same batches, a step each in turn."""
     recipe = RECIPES["reversal"]
     task_desc = {"name": "reversal", "n": 4, "vocab": 6} if quick else recipe.task
@@ -93,9 +93,9 @@ def race(seed: int, quick: bool, clock, what_if: bool) -> dict[str, Progress]:
         "ours": Progress(train(ours, task, train_config)),
         "GPT-2": Progress(train(GPT2Logits(peer), task, train_config)),
     }
-    if what_if:
+    if written_out:
         twin = model_from_config(config, seed=seed)  # the same initial weights again
-        runs["ours + F.layer_norm (what-if)"] = Progress(train(twin, task, train_config), fused_layernorm)
+        runs["ours, written-out LayerNorm"] = Progress(train(twin, task, train_config), written_out_norms)
     while not all(p.finished for p in runs.values()):
         for progress in runs.values():
             if not progress.finished:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, verdicts = [], []
     for seed in (0,) if args.quick else (0, 1, 2):
         print(f"  training seed {seed}", file=sys.stderr, flush=True)
-        runs = race(seed, args.quick, clock, args.what_if)
+        runs = race(seed, args.quick, clock, args.written_out)
         for name, p in runs.items():
             steps = p.reached_at if p.reached_at is not None else "not reached"
             tokens_per_s = f"{p.tokens / p.train_seconds:,.0f}"

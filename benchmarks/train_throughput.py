@@ -2,7 +2,7 @@
 
     python -m benchmarks.train_throughput            # the full table (a few minutes on 2 CPU cores)
     python -m benchmarks.train_throughput --quick    # a smoke run
-    python -m benchmarks.train_throughput --threads 1 --clock cpu --what-if
+    python -m benchmarks.train_throughput --threads 1 --clock cpu --written-out --bf16
 
 Both models compute the same function (GPT-2 gets a copy of our initial weights) and
 take the step our training loop takes (model/training.py): forward, token cross-entropy,
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import (
-    GPT2Logits, interleaved_times, matched_pair, median, parser, print_table, setup, spread, with_fused_layernorm,
+    GPT2Logits, interleaved_times, matched_pair, median, parser, print_table, setup, spread, with_written_out_norms,
 )
 from model import GPTConfig
 from model.tasks import token_loss
@@ -75,15 +75,28 @@ def training_step(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tens
     return step
 
 
-def measure(shape: Shape, clock, what_if: bool) -> list[list[object]]:
+def in_bf16(run):
+    """The same step under bf16 autocast (TrainConfig.precision="bfloat16")."""
+    def wrapped():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            run()
+
+    return wrapped
+
+
+def measure(shape: Shape, clock, written_out: bool, bf16: bool) -> list[list[object]]:
     ours, peer = matched_pair(shape.config())
     generator = torch.Generator().manual_seed(0)
     sequences = [torch.randint(0, shape.vocab, (shape.batch, shape.context + 1), generator=generator) for _ in range(4)]
     batches = [(ids[:, :-1], ids[:, 1:]) for ids in sequences]  # (B, T) inputs and next-token targets
     runs = {"ours": training_step(ours, batches), "GPT-2": training_step(GPT2Logits(peer), batches)}
-    if what_if:
-        what_if_model, _ = matched_pair(shape.config())
-        runs["ours + F.layer_norm (what-if)"] = with_fused_layernorm(training_step(what_if_model, batches))
+    if written_out:
+        twin, _ = matched_pair(shape.config())
+        runs["ours, written-out LayerNorm"] = with_written_out_norms(training_step(twin, batches))
+    if bf16:
+        twin, peer_twin = matched_pair(shape.config())
+        runs["ours, bf16 autocast"] = in_bf16(training_step(twin, batches))
+        runs["GPT-2, bf16 autocast"] = in_bf16(training_step(GPT2Logits(peer_twin), batches))
     times = interleaved_times(runs, shape.repeats, warmup=2, clock=clock)
     tokens = shape.batch * shape.context
     peer_time = median(times["GPT-2"])
@@ -95,12 +108,14 @@ def measure(shape: Shape, clock, what_if: bool) -> list[list[object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser(__doc__.split("\n\n")[0]).parse_args(argv)
+    cli = parser(__doc__.split("\n\n")[0])
+    cli.add_argument("--bf16", action="store_true", help="also time both models under bf16 autocast")
+    args = cli.parse_args(argv)
     clock = setup(args, "Training throughput: ours vs transformers.GPT2LMHeadModel (sdpa)")
     rows = []
     for shape in QUICK if args.quick else SHAPES:
         print(f"  measuring {shape.name}: {shape}", file=sys.stderr, flush=True)
-        rows += measure(shape, clock, args.what_if)
+        rows += measure(shape, clock, args.written_out, args.bf16)
     print_table(
         f"training step, same batches and optimiser (target: ours >= {TARGET:.2f}x GPT-2)",
         ["shape", "model", "ms/step", "spread", "tokens/s", "speed vs GPT-2"],

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 GROWTH_CHUNK = 64  # tokens added to the capacity when it runs out, at least

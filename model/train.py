@@ -30,10 +30,10 @@ from .checkpoint import CheckpointError, save_checkpoint
 from .config import ConfigError
 from .recipes import RECIPES, build_config, model_from_config
 from .tasks import task_from_dict
-from .training import TrainConfig, check_run, train
+from .training import TrainConfig, check_run, train, training_precision
 
 MODEL_FLAGS = ("d_model", "n_heads", "n_kv_heads", "n_layers", "d_ff", "dropout", "pos_encoding", "norm", "norm_position", "max_len")
-TRAIN_FLAGS = ("steps", "batch_size", "lr", "warmup_steps", "eval_every", "seed", "device")
+TRAIN_FLAGS = ("steps", "batch_size", "lr", "warmup_steps", "eval_every", "seed", "device", "precision", "compile")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -51,6 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--norm", choices=["layernorm", "rmsnorm"])
     parser.add_argument("--norm-position", choices=["pre", "post"])
     parser.add_argument("--device", help="cpu, cuda, or auto (default)")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                        help="autocast dtype of training steps (auto: the faster one measured, see model/training.py)")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model for training")
     parser.add_argument("--no-causal", action="store_true", help="GPT only: remove the causal mask (to show leakage)")
     parser.add_argument("--n", type=int, help="reversal: symbols to reverse")
     parser.add_argument("--vocab", type=int, help="reversal: number of symbols")
@@ -146,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             for event in events:
                 pass
             return 0
-        print(f"{args.task}: {model.num_parameters:,} parameters {where(train_config, world)}", file=sys.stderr)
+        precision = training_precision(train_config, model_config.d_model, task.required_max_len,
+                                       distributed.rank_device(train_config.resolved_device(), world))
+        compiled = ", compiled" if train_config.compile else ""
+        print(f"{args.task}: {model.num_parameters:,} parameters {where(train_config, world)}, {precision}{compiled}",
+              file=sys.stderr)
         interval = 0.25 if sys.stderr.isatty() else 10.0  # redraw often on a terminal, rarely in a log
         last_print = -interval
         for event in events:
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n  eval at step {event.step}: {headline(event.metrics)}", file=sys.stderr)
         print(file=sys.stderr)
         meta = checkpoint_meta(task, argv, train_config, event, world)
+        meta["precision"] = precision
         save_checkpoint(out, model.cpu(), tokenizer, meta, dtype=DTYPES[args.dtype], overwrite=args.force)
         print(f"final evaluation: {headline(event.metrics)}")
         print(f"saved {out}")

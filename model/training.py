@@ -8,6 +8,13 @@ them for its charts. A `threading.Event` stops the loop between steps.
 Optimiser: AdamW, linear warmup then cosine decay to `min_lr_ratio * lr`,
 gradient clipping by global norm. Deterministic under `seed` on the CPU.
 
+Precision and compilation (TrainConfig.precision, TrainConfig.compile) follow what
+benchmarks/RESULTS.md measured: bf16 autocast roughly halves a step on a CPU with native
+bf16 matmuls once the matrices are large (d_model 256, 256-token context), and is slower
+on the app's small reversal model, so "auto" picks it only above a work threshold (and
+always on a CUDA GPU that supports bf16). torch.compile is off by default: on the CPU its
+first step compiles for about 40 s, more than a run of a few hundred steps can win back.
+
 Under torchrun (see model/distributed.py) the same loop trains with DistributedDataParallel:
 `batch_size` is per process, each process trains on its own shard of a global batch of
 batch_size x world_size, the reported loss, accuracy and tokens/s are the global batch's,
@@ -34,6 +41,10 @@ from .transformer import Transformer
 
 MAX_PARAMETERS = 50_000_000  # beyond this a run is refused: this is a teaching tool on shared CPUs
 MAX_MEMORY_BYTES = 6 * 1024**3  # estimated training memory a run may take
+# batch x tokens x d_model from which bf16 autocast was faster than float32 on this project's CPU:
+# reversal (64 x 15 x 128 = 122,880) was 1.16x slower, the Shakespeare recipe (32 x 64 x 128) 1.2x faster.
+BF16_CPU_MIN_WORK = 1 << 18
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class TrainConfig:
     eval_sequences: int = 500
     seed: int = 0
     device: str = "auto"  # "auto" is CUDA when available, else the CPU
+    precision: Precision = "auto"  # autocast dtype of the forward pass; see training_precision
+    compile: bool = False  # torch.compile the model for the training steps
 
     def __post_init__(self) -> None:
         checks = [
@@ -64,6 +77,8 @@ class TrainConfig:
             (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}."),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}."),
             (self.eval_sequences >= 1, f"eval_sequences must be at least 1, got {self.eval_sequences}."),
+            (self.precision in ("auto", "float32", "bfloat16"),
+             f"precision must be auto, float32 or bfloat16, got {self.precision!r}."),
         ]
         for ok, message in checks:
             if not ok:
@@ -103,6 +118,29 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / decay_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * progress))
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX), through oneDNN."""
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def training_precision(config: TrainConfig, d_model: int, seq_len: int, device: torch.device) -> str:
+    """The precision a run trains in: config.precision, or for "auto" the faster one measured.
+
+    "auto" is bfloat16 on a CUDA GPU that supports it, and on a CPU with native bf16 matmuls
+    when batch x seq_len x d_model >= BF16_CPU_MIN_WORK; float32 otherwise.
+    """
+    if config.precision != "auto":
+        return config.precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device.type == "cpu" and config.batch_size * seq_len * d_model >= BF16_CPU_MIN_WORK and cpu_has_fast_bf16():
+        return "bfloat16"
+    return "float32"
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -166,6 +204,12 @@ def train(
     device = distributed.rank_device(config.resolved_device(), world)
     model.to(device).train()
     step_model = distributed.wrap(model, world, device)  # DDP when distributed, else the model itself
+    if config.compile:
+        step_model = torch.compile(step_model)
+    d_model = getattr(getattr(model, "config", None), "d_model", 0)  # 0 for a foreign model: float32 on CPU
+    precision = training_precision(config, d_model, task.required_max_len, device)
+    # bf16 autocast runs matmuls in bf16 and keeps weights, norms, softmax and the loss in float32
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)  # the data order; CPU-side for determinism
     start, tokens, step = time.perf_counter(), 0.0, 0
@@ -178,7 +222,8 @@ def train(
             group["lr"] = lr
         global_batch = task.sample_batch(config.batch_size * world.world_size, generator)
         batch = distributed.shard(global_batch, world).to(device)
-        loss, batch_metrics = task.loss(step_model, batch)
+        with autocast:
+            loss, batch_metrics = task.loss(step_model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

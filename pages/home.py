@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from app_lib.checkpoints import list_checkpoints
-from app_lib.model_info import describe_checkpoint
+from app_lib.model_info import describe_checkpoint, markdown_table
 from app_lib.state import ensure_entrypoint
 
 ensure_entrypoint()  # this page reads no selection, but must still run inside app.py (see ensure_entrypoint)
@@ -53,7 +52,7 @@ st.markdown(
 st.subheader("The models")
 rows = [describe_checkpoint(entry) for entry in list_checkpoints()]
 if rows:
-    st.table(pd.DataFrame(rows).astype(object).fillna("").set_index("checkpoint"))
+    st.markdown(markdown_table(rows))
 else:
     st.info("No checkpoints yet: train one with "
             "`python -m model.train --task reversal --out checkpoints/reversal-mha`.")

@@ -9,6 +9,7 @@ covered), with the default input and with bad ones.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -235,8 +236,9 @@ def test_home_lists_the_models_and_the_tour():
     assert not at.exception
     assert at.title[0].value == "Transformer Playground"
     assert at.get("latex") and len(at.get("plotly_chart")) == 0
-    table = at.table[0].value
-    assert {"user/tiny-dates", "user/broken"} <= set(table.index)
+    tables = [m.value for m in at.main.markdown if m.value.startswith("| checkpoint | source |")]
+    table = re.sub(r"\\(.)", r"\1", tables[0])  # the models table, unescaped
+    assert "| user/tiny-dates | user |" in table and "| user/broken | user |" in table
     assert any("cannot be opened" in e.label for e in at.sidebar.expander)
 
 
@@ -330,3 +332,18 @@ def test_a_checkpoint_that_fails_to_load_shows_the_error(user_models, tmp_path, 
     assert not at.exception
     assert any("could not be loaded" in e.value for e in at.sidebar.error)
     assert load_checkpoint(user_models / "tiny-words").tokenizer is not None
+
+
+def test_models_table_shows_any_name_literally():
+    """A user's folder name with Markdown, Streamlit markup or HTML stays one cell of plain text."""
+    from app_lib.model_info import escape_markdown, markdown_table
+
+    hostile = "a|b $x$ :red[y] <b>bold</b> **z** `c`\nnext"
+    table = markdown_table([{"checkpoint": hostile, "source": "user"}, {"checkpoint": "ok", "extra": "e"}])
+    header, rule, first, second = table.split("\n")
+    assert header == "| checkpoint | source | extra |" and rule == "| --- | --- | --- |"
+    unescaped_pipes = re.findall(r"(?<!\\)\|", first)
+    assert len(unescaped_pipes) == 4  # three cells, whatever the name holds
+    assert not re.search(r"(?<!\\)[<>$`*\[\]:]", first)  # every markup character is escaped
+    assert re.sub(r"\\(.)", r"\1", escape_markdown(hostile)) == hostile.replace("\n", " ")
+    assert second == "| ok |  | e |"

@@ -10,9 +10,9 @@ import importlib
 import pytest
 
 CASES = {
-    "benchmarks.train_throughput": (["--quick", "--what-if"], "speed vs GPT-2"),
-    "benchmarks.train_reversal": (["--quick", "--what-if"], "second-half accuracy"),
-    "benchmarks.decode": (["--quick", "--what-if"], "cache speed-up"),
+    "benchmarks.train_throughput": (["--quick", "--written-out", "--bf16"], "speed vs GPT-2"),
+    "benchmarks.train_reversal": (["--quick", "--written-out"], "second-half accuracy"),
+    "benchmarks.decode": (["--quick", "--written-out"], "cache speed-up"),
     "benchmarks.mqa_vs_mha": (["--quick"], "speed vs MHA"),
 }
 

@@ -12,22 +12,39 @@ from model import LayerNorm, LearnedPositionalEmbedding, RMSNorm, SinusoidalPosi
 from model.config import ConfigError, GPTConfig
 
 
-def test_layernorm_matches_torch():
-    ours, ref = LayerNorm(16), nn.LayerNorm(16)
+def _with_random_gains(norm: nn.Module, ref: nn.Module) -> None:
     with torch.no_grad():
-        ours.weight.normal_(), ours.bias.normal_()
-        ref.weight.copy_(ours.weight), ref.bias.copy_(ours.bias)
-    x = torch.randn(4, 5, 16) * 3 + 1
-    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=0)
+        for ours_p, ref_p in zip(norm.parameters(), ref.parameters()):
+            ours_p.normal_()
+            ref_p.copy_(ours_p)
 
 
-def test_rmsnorm_matches_torch():
-    ours, ref = RMSNorm(16, eps=1e-6), nn.RMSNorm(16, eps=1e-6)
-    with torch.no_grad():
-        ours.weight.normal_()
-        ref.weight.copy_(ours.weight)
-    x = torch.randn(4, 5, 16) * 3
-    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=0)
+@pytest.mark.parametrize("written_out", [False, True], ids=["fused", "formula"])
+@pytest.mark.parametrize("kind", ["layernorm", "rmsnorm"])
+def test_norms_match_torch_outputs_and_gradients(kind, written_out):
+    """Both ways a norm runs (fused forward, written-out formula) equal PyTorch's module."""
+    ours, ref = (LayerNorm(16), nn.LayerNorm(16)) if kind == "layernorm" else (RMSNorm(16, eps=1e-6), nn.RMSNorm(16, eps=1e-6))
+    _with_random_gains(ours, ref)
+    ours.written_out = written_out
+    x = (torch.randn(4, 5, 16) * 3 + 1).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    out, out_ref = ours(x), ref(x_ref)
+    torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=0)
+    upstream = torch.randn_like(out)
+    (out * upstream).sum().backward()
+    (out_ref * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-4, rtol=1e-4)
+    for ours_p, ref_p in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(ours_p.grad, ref_p.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["layernorm", "rmsnorm"])
+def test_norm_formula_is_what_forward_computes(kind):
+    """The formula a learner reads and the fused kernel the model runs agree on the same module."""
+    norm = LayerNorm(32) if kind == "layernorm" else RMSNorm(32)
+    _with_random_gains(norm, LayerNorm(32) if kind == "layernorm" else RMSNorm(32))
+    x = torch.randn(3, 7, 32) * 5 - 2
+    torch.testing.assert_close(norm(x), norm.formula(x), atol=2e-6, rtol=0)
 
 
 @pytest.mark.parametrize("pos,i", [(0, 0), (1, 0), (5, 3), (17, 7), (63, 15)])

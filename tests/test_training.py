@@ -121,3 +121,42 @@ def test_recipes_build_valid_models():
         model = build_model(task, task.make_tokenizer(), recipe.model)
         check_run(model.config, recipe.train, task.required_max_len)
         assert isinstance(model, GPT) == (task.model_kind == "gpt")
+
+
+def test_auto_precision_follows_the_measured_rule(monkeypatch):
+    """float32 for small CPU steps, bf16 above the threshold on a bf16-capable CPU, explicit choices kept."""
+    import model.training as training
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)
+    reversal = TrainConfig(batch_size=64)
+    assert training.training_precision(reversal, d_model=128, seq_len=15, device=cpu) == "float32"
+    assert training.training_precision(TrainConfig(batch_size=32), 128, 64, cpu) == "bfloat16"
+    assert training.training_precision(TrainConfig(batch_size=32, precision="float32"), 128, 64, cpu) == "float32"
+    assert training.training_precision(TrainConfig(batch_size=1, precision="bfloat16"), 8, 2, cpu) == "bfloat16"
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)  # emulated bf16 is slower: never automatic
+    assert training.training_precision(TrainConfig(batch_size=32), 128, 64, cpu) == "float32"
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="float8")
+
+
+def test_bf16_autocast_training_learns_and_keeps_float32_weights():
+    task = task_from_dict({"name": "reversal", "n": 6, "vocab": 8})
+    model = small_reversal_model(task)
+    config = TrainConfig(steps=150, batch_size=64, lr=3e-3, warmup_steps=10, eval_every=0, eval_sequences=300,
+                         device="cpu", precision="bfloat16")
+    final = list(train(model, task, config))[-1]
+    assert final.metrics["second_half_accuracy"] >= 0.9
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_training():
+    """torch.compile is an option, not another model: the same run gives the same losses."""
+    task = task_from_dict({"name": "reversal", "n": 4, "vocab": 6})
+    config = TrainConfig(steps=4, batch_size=8, eval_every=0, eval_sequences=20, device="cpu")
+    eager = [e.loss for e in train(small_reversal_model(task, d_model=32, n_layers=1), task, config) if e.kind == "step"]
+    compiled_config = TrainConfig(**{**config.to_dict(), "compile": True})
+    compiled = [e.loss for e in train(small_reversal_model(task, d_model=32, n_layers=1), task, compiled_config)
+                if e.kind == "step"]
+    assert compiled == pytest.approx(eager, rel=1e-4, abs=1e-5)
