@@ -14,8 +14,10 @@ from app_lib.state import set_selection
 
 ROOT = Path(__file__).resolve().parent
 
-# A material icon, not an emoji: checking an emoji loads Streamlit's emoji table (0.5 s at start-up).
-st.set_page_config(page_title="Transformer Playground", page_icon=":material/search:", layout="wide")
+# The favicon is an emoji, drawn by the browser: with no icon or a Material one the browser fetches the
+# page's icon from fonts.gstatic.com, which an offline classroom cannot reach. (Checking the emoji loads
+# Streamlit's emoji table, about 0.5 s once per server; an image file would load Pillow, as long.)
+st.set_page_config(page_title="Transformer Playground", page_icon="🔍", layout="wide")
 
 TOUR = {
     "Start": [("pages/home.py", "Home", ":material/home:")],

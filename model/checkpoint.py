@@ -12,6 +12,7 @@ truncated, foreign, mismatched) raises CheckpointError with a message a user can
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
@@ -117,7 +118,8 @@ def save_checkpoint(
 
     The directory is written beside its final place and renamed into it, so a crash
     mid-save leaves any previous checkpoint there intact. An existing checkpoint is
-    only replaced with overwrite=True.
+    only replaced with overwrite=True. Any failure while writing (a full disk, no
+    permission) raises CheckpointError saying the save failed and what was kept.
     """
     target = Path(path)
     if target.exists() and not overwrite:
@@ -137,29 +139,58 @@ def save_checkpoint(
         "meta": meta,
         "weights": {"file": WEIGHTS_FILE, "dtype": str(dtype).removeprefix("torch.")},
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    existed = target.exists()
+    staging = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
         save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
         (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
         _replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    except BaseException as error:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, CheckpointError) or not isinstance(error, Exception):
+            raise  # already explained, or Ctrl-C / exit: not a save failure to describe
+        raise CheckpointError(_save_failed(target, existed, error)) from error
     return target
 
 
+def _save_failed(target: Path, existed: bool, error: BaseException) -> str:
+    """What to tell the user when writing `target` failed part-way (nothing of it was replaced)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        reason = "the disk is full"
+    elif isinstance(error, PermissionError):
+        reason = f"no permission to write in {target.parent}"
+    else:
+        reason = str(error) or type(error).__name__
+    kept = (f"the previous version of {target.name} is intact" if existed
+            else f"nothing was written as {target.name}")
+    return f"Saving {target.name} failed ({reason}); {kept}."
+
+
 def _replace_directory(new: Path, target: Path) -> None:
-    """Move `new` to `target`; an old `target` is moved aside first and removed only after."""
+    """Move `new` to `target`; an old `target` is moved aside first and removed only after.
+
+    Both moves are renames within one folder, so each is atomic. If the second fails the
+    old folder is moved back; only a hard crash between the two renames can leave it under
+    its hidden backup name (`.NAME.old-PID`), which the picker does not list.
+    """
     backup = None
     if target.exists():
         backup = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, backup)
     try:
         os.replace(new, target)
-    except BaseException:
+    except BaseException as error:
         if backup is not None:
-            os.replace(backup, target)
+            try:
+                os.replace(backup, target)
+            except OSError as restore_error:
+                raise CheckpointError(
+                    f"Saving {target.name} failed ({error}) and the previous version could not be put back "
+                    f"({restore_error}); it is kept, complete, in {backup}."
+                ) from error
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
@@ -222,13 +253,23 @@ def _read_document(directory: Path) -> dict:
     return document
 
 
-def _build_model(document: dict) -> nn.Module:
+def _build_model(document: dict, max_parameters: int | None = None) -> nn.Module:
+    """The model the config describes; with max_parameters, sized on the meta device first."""
     model_cls, config_cls = ARCHITECTURES[document["architecture"]]
     config_data = document.get("config")
     if not isinstance(config_data, dict):
         raise CheckpointError("the checkpoint config has no 'config' object describing the model.")
     try:
-        return model_cls(config_cls.from_dict(config_data))
+        config = config_cls.from_dict(config_data)
+        if max_parameters is not None:
+            with torch.device("meta"):  # shapes only: no memory for a config that asks for billions
+                count = sum(p.numel() for p in model_cls(config).parameters())
+            if count > max_parameters:
+                raise CheckpointError(
+                    f"the config describes a model with {count:,} parameters, more than the weights file "
+                    f"could hold ({max_parameters:,}): the config and the weights do not belong together."
+                )
+        return model_cls(config)
     except (ConfigError, TypeError, ValueError) as error:
         raise CheckpointError(f"the checkpoint's model config is invalid: {error}") from error
 
@@ -261,28 +302,39 @@ def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
 
 
-def _read_tokenizer(document: dict):
+def _read_tokenizer(document: dict, config: GPTConfig | TransformerConfig):
+    """The tokenizer, checked to produce only ids the model's embeddings have."""
     data = document.get("tokenizer")
     if data is None:
         return None
     from .tokenizers import tokenizer_from_dict
 
     try:
-        return tokenizer_from_dict(data)
+        tokenizer = tokenizer_from_dict(data)
     except (ValueError, TypeError, KeyError) as error:
         raise CheckpointError(f"the checkpoint's tokenizer is invalid: {error}") from error
+    sizes = [config.vocab_size] if isinstance(config, GPTConfig) else [config.src_vocab_size, config.tgt_vocab_size]
+    if tokenizer.vocab_size > min(sizes):
+        raise CheckpointError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary "
+                              f"has only {min(sizes)}: they do not belong together.")
+    return tokenizer
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Load a checkpoint directory (or its config.json / model.safetensors); model in eval mode."""
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu", max_parameters: int | None = None
+) -> LoadedCheckpoint:
+    """Load a checkpoint directory (or its config.json / model.safetensors); model in eval mode.
+
+    max_parameters (for files from strangers): refuse, before allocating it, a model larger than that.
+    """
     directory = _checkpoint_dir(Path(path))
     try:
         document = _read_document(directory)
     except OSError as error:
         raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {error}") from error
-    model = _build_model(document)
+    model = _build_model(document, max_parameters)
     _load_weights(model, _read_weights(directory))
     meta = document.get("meta") or {}
     if not isinstance(meta, dict):
         raise CheckpointError("the checkpoint's 'meta' must be a JSON object.")
-    return LoadedCheckpoint(model.to(device).eval(), _read_tokenizer(document), model.config, meta, directory)
+    return LoadedCheckpoint(model.to(device).eval(), _read_tokenizer(document, model.config), model.config, meta, directory)

@@ -27,6 +27,7 @@ TOUR = [
     ("pages/compare_attention.py", "MHA vs GQA vs MQA", "fewer key/value heads: what changes, what it saves"),
     ("pages/kv_cache.py", "KV cache and generation", "how generation reuses keys and values"),
     ("pages/train.py", "Train", "train your own small model and open it here"),
+    ("pages/my_models.py", "Your models", "upload, download and check your own models"),
 ]
 ROOT = Path(__file__).resolve().parent.parent
 available = [step for step in TOUR if (ROOT / step[0]).exists()]  # the "Go further" pages may not exist yet

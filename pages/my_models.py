@@ -1,0 +1,101 @@
+"""Your models: the checkpoints in your folder (broken ones with the reason), upload one, download one."""
+
+import streamlit as st
+
+from app_lib.checkpoints import CheckpointEntry, list_checkpoints, user_models_dir
+from app_lib.inputs import code_span
+from app_lib.sidebar import select_checkpoint
+from app_lib.state import ensure_entrypoint
+from app_lib.ui import intro
+from app_lib.uploads import (
+    CONFIG_FILE,
+    MAX_UPLOAD_MB,
+    NAME_MAX,
+    WEIGHTS_FILE,
+    NameTakenError,
+    install_upload,
+    zip_checkpoint,
+)
+from model import CheckpointError
+
+ensure_entrypoint()  # this page reads no selection, but must still run inside app.py (see ensure_entrypoint)
+
+FILES_KEY, NAME_KEY, REPLACE_KEY, RESULT_KEY = "up_files", "up_name", "up_replace", "_tp_upload_result"
+
+intro(
+    "Your models",
+    "Models you saved on the Train page, or uploaded here, live in your own folder and appear in the sidebar's "
+    f"checkpoint list marked *(yours)*. Upload a checkpoint saved by this app: one `.zip` holding `{CONFIG_FILE}` "
+    f"and `{WEIGHTS_FILE}`, or those two files. Every upload is checked against the model code before it is kept; "
+    "PyTorch pickles (`.pt`, `.bin`) are refused, because opening one can run any code hidden in it.",
+)
+
+
+def upload() -> None:
+    """The form's callback: it runs before the script, so the sidebar already lists a model saved here."""
+    files, typed = st.session_state.get(FILES_KEY) or [], st.session_state.get(NAME_KEY, "")
+    try:
+        installed = install_upload(files, user_models_dir(), typed, overwrite=st.session_state.get(REPLACE_KEY, False))
+    except NameTakenError as taken:
+        st.session_state[NAME_KEY] = taken.suggestion  # offered in the name field: press Upload again to use it
+        st.session_state[RESULT_KEY] = ("taken", taken.name, taken.suggestion)
+    except CheckpointError as error:
+        st.session_state[RESULT_KEY] = ("error", str(error))
+    else:
+        st.session_state[REPLACE_KEY] = False
+        st.session_state[RESULT_KEY] = ("saved", installed.name, typed.strip(), installed.ignored)
+
+
+def show_result(result: tuple) -> None:
+    """What became of the last upload: saved (under which name), name taken, or refused and why."""
+    kind, *details = result
+    if kind == "error":
+        st.error(f"Not uploaded: {details[0]}")
+    elif kind == "taken":
+        name, suggestion = details
+        st.warning(f"You already have a model called {code_span(name)}. The name field now offers "
+                   f"{code_span(suggestion)}: press **Upload** to use it, or type another name, or tick "
+                   f"*Replace* to overwrite {code_span(name)}.")
+    else:
+        name, typed, ignored = details
+        note = (f" (names are lowercase letters, digits, '-' and '_', so {code_span(typed)} became "
+                f"{code_span(name)})" if typed and typed != name else "")
+        st.success(f"Saved as {code_span('user/' + name)}{note}. It is in the sidebar's checkpoint list.")
+        if ignored:
+            st.caption("Ignored in the zip: " + ", ".join(code_span(m) for m in ignored))
+        st.button("Open it now", on_click=select_checkpoint, args=(f"user/{name}",), key="up_open")
+
+
+def model_row(entry: CheckpointEntry) -> None:
+    """One of the user's models: its name, why it is broken if it is, and a download button if it is not."""
+    name = entry.name.removeprefix("user/")
+    left, middle, right = st.columns([2, 4, 2], vertical_alignment="center")
+    left.markdown(f"**{code_span(name)}**")
+    if entry.error:
+        middle.error(f"Cannot be opened: {entry.error}", icon=":material/error:")
+        return
+    middle.caption(f"in the sidebar as {code_span(entry.name)}")
+    right.download_button("Download .zip", data=lambda path=entry.path: zip_checkpoint(path),
+                          file_name=f"{name}.zip", mime="application/zip", key=f"download::{name}",
+                          on_click="ignore", icon=":material/download:")
+
+
+st.subheader("In your folder")
+mine = [e for e in list_checkpoints() if e.source == "user"]
+if mine:
+    for entry in mine:
+        model_row(entry)
+else:
+    st.info("No models of your own yet: train one on the Train page, or upload one below.")
+st.caption(f"Folder: {code_span(str(user_models_dir()))}")
+
+st.subheader("Upload a checkpoint")
+with st.form("upload_form"):
+    st.file_uploader(f"A .zip, or {CONFIG_FILE} + {WEIGHTS_FILE} (at most {MAX_UPLOAD_MB} MB)",
+                     accept_multiple_files=True, key=FILES_KEY)
+    st.text_input("Name (optional)", max_chars=2 * NAME_MAX, key=NAME_KEY,
+                  help="Lowercase letters, digits, '-' and '_'; anything else is replaced. Empty: the zip's name.")
+    st.checkbox("Replace a model of mine with the same name", key=REPLACE_KEY)
+    st.form_submit_button("Upload", type="primary", on_click=upload)
+if RESULT_KEY in st.session_state:
+    show_result(st.session_state.pop(RESULT_KEY))

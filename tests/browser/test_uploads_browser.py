@@ -1,0 +1,101 @@
+"""The Your models page in Chromium: a real upload through Streamlit's file uploader lands in the user folder.
+
+AppTest (tests/test_uploads.py) hands files to the uploader without HTTP; this test sends them the way a
+browser does (set_input_files, Streamlit's upload endpoint), against its own `streamlit run app.py` whose
+TP_USER_MODELS is a temporary folder this test can look into.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app_lib.uploads import zip_checkpoint
+from model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from model.tasks.reversal import ReversalTask
+from model.tokenizers import SymbolTokenizer
+
+from . import test_app_browser as base
+from .test_app_browser import ROOT, assert_clean_app, open_app, screenshot
+
+page = base.page  # the offline page that also records failed responses
+
+pytestmark = pytest.mark.browser
+RUN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base URL, user-models folder) of a fresh server; killed when the module is done."""
+    user_dir = tmp_path_factory.mktemp("user_models")
+    port = base.free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1",
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=os.environ | {"TP_USER_MODELS": str(user_dir)},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        base._wait_for_health(url, process, log_path)
+        yield url, user_dir
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_zip(tmp_path_factory) -> Path:
+    """A small reversal checkpoint as the zip the page's download button would give."""
+    folder = tmp_path_factory.mktemp("source")
+    model = GPT(GPTConfig(vocab_size=4, max_len=8, d_model=16, n_heads=2, n_layers=1))
+    path = save_checkpoint(folder / "rev", model, SymbolTokenizer.of_size(4),
+                           {"task": ReversalTask(n=3, vocab=4).describe()})
+    archive = folder / "Class Demo.zip"
+    archive.write_bytes(zip_checkpoint(path))
+    return archive
+
+
+def upload(page, *paths: Path) -> None:
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(p) for p in paths])
+    for path in paths:  # each file shows up in the list once its upload has finished
+        page.get_by_text(path.name, exact=True).first.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("button", name="Upload", exact=True).click()  # waits until the uploads have finished
+
+
+def test_upload_in_the_browser_saves_lists_and_refuses_pickles(server, checkpoint_zip, page, browser_log,
+                                                            artifacts_dir, tmp_path):
+    url, user_dir = server
+    open_app(page, url)  # a fresh server's first request is the home page (see test_app_browser.py)
+    open_app(page, f"{url}/my_models")
+    page.get_by_text("No models of your own yet").wait_for(timeout=RUN_TIMEOUT_MS)  # visible, or this raises
+
+    upload(page, checkpoint_zip)
+    page.get_by_text(re.compile(r"Saved as user/class-demo")).wait_for(timeout=RUN_TIMEOUT_MS)
+    assert load_checkpoint(user_dir / "class-demo").meta["uploaded_from"] == "Class Demo.zip"
+    assert page.get_by_role("button", name=re.compile("Download .zip")).count() == 1
+    screenshot(page, artifacts_dir / "app_my_models.png")
+    page.get_by_role("button", name="Open it now").click()
+    page.wait_for_function("() => location.search.includes('checkpoint=user%2Fclass-demo') "
+                           "|| location.search.includes('checkpoint=user/class-demo')", timeout=RUN_TIMEOUT_MS)
+
+    open_app(page, f"{url}/my_models")
+    evil = tmp_path / "model.pt"
+    evil.write_bytes(pickle.dumps({"weights": 1}))
+    upload(page, evil)
+    page.get_by_text(re.compile(r"Not uploaded: model\.pt is a PyTorch pickle")).wait_for(timeout=RUN_TIMEOUT_MS)
+    assert sorted(p.name for p in user_dir.iterdir()) == ["class-demo"]
+    assert_clean_app(page, browser_log)
+
