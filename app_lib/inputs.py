@@ -55,8 +55,12 @@ class ModelInput:
 
 
 def code_span(text: str) -> str:
-    """`text` as a Markdown code span, safe for any content (backticks, $, <, newlines)."""
-    text = text.replace("\n", " ")
+    """`text` as a Markdown code span, safe for any content (backticks, $, <, newlines).
+
+    Every CommonMark line ending (\\n, \\r, \\r\\n) becomes a space: block structure is parsed
+    before code spans, so a line ending would let the text after it start a heading or an HTML block.
+    """
+    text = re.sub(r"\r\n?|\n", " ", text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text[:1] == "`" or text[-1:] == "`" or not text.strip() else ""

@@ -14,6 +14,7 @@ URL keys are plain names; keep them stable, old links depend on them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -69,12 +70,18 @@ def current_selection() -> Selection:
 
 
 def _warn_if_not_offered(key: str, options: Sequence[Any], where) -> None:
-    """A visible note when the URL asks this widget for a value it does not offer."""
+    """A visible note when the URL asks this widget for a value it does not offer (an empty one included)."""
     raw = st.query_params.get(key)
-    if raw is not None and raw != "" and raw not in {str(o) for o in options}:
-        shown = code_span(raw[:80])
-        where.warning(f"The link asked for {key} = {shown}, which is not one of the choices here; "
-                      f"showing the default instead.")
+    if raw is not None and raw not in {str(o) for o in options}:
+        _warn_link_value(key, raw, "not one of the choices here", "the default", where)
+
+
+def _warn_link_value(key: str, raw: str, why: str, shown: str, where) -> None:
+    """The note for a URL value a widget cannot take: what the link asked for, and what is shown instead."""
+    if raw == "":
+        where.warning(f"The link gives {key} no value; showing {shown} instead.")
+        return
+    where.warning(f"The link asked for {key} = {code_span(raw[:80])}, which is {why}; showing {shown} instead.")
 
 
 def url_selectbox(label: str, options: Sequence[Any], key: str, *, index: int = 0, where=st,
@@ -107,12 +114,24 @@ def url_text_input(label: str, key: str, default: str, *, where=st, max_chars: i
 
 
 def url_toggle(label: str, key: str, *, default: bool = False, where=st, help: str | None = None) -> bool:
-    """A toggle bound to ?key=true/false."""
-    return where.toggle(label, value=default, key=key, bind="query-params", help=help)
+    """A toggle bound to ?key=true/false (any other value gets a note and the default)."""
+    raw = st.query_params.get(key)  # read first: binding the widget rewrites a value it cannot take
+    value = where.toggle(label, value=default, key=key, bind="query-params", help=help)
+    if raw is not None and raw.lower() not in ("true", "false"):
+        _warn_link_value(key, raw, "not true or false", "off" if not value else "on", where)
+    return value
 
 
 def url_slider(label: str, key: str, *, min_value: int, max_value: int, default: int, step: int = 1,
                where=st, help: str | None = None) -> int:
-    """An integer slider bound to ?key=number (out-of-range values are clamped by Streamlit)."""
-    return where.slider(label, min_value=min_value, max_value=max_value, value=default, step=step, key=key,
-                        bind="query-params", help=help)
+    """An integer slider bound to ?key=number; a value Streamlit does not take as given gets a note.
+
+    Streamlit shows the default for text and out-of-range numbers, and truncates "12.5" to 12; the
+    check depends on the link's value only, so it never fires for a value the user picked since.
+    """
+    raw = st.query_params.get(key)  # read first: binding the widget rewrites a value it cannot take
+    value = where.slider(label, min_value=min_value, max_value=max_value, value=default, step=step, key=key,
+                         bind="query-params", help=help)
+    if raw is not None and not (re.fullmatch(r"-?[0-9]+", raw) and min_value <= int(raw) <= max_value):
+        _warn_link_value(key, raw, f"not a whole number from {min_value} to {max_value}", str(value), where)
+    return value

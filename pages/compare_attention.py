@@ -7,6 +7,7 @@ import streamlit as st
 
 from app_lib.checkpoints import list_checkpoints, load_model
 from app_lib.examples import default_text
+from app_lib.inputs import code_span
 from app_lib.state import current_selection
 from app_lib.tracing import traced
 from app_lib.ui import chart, intro, show_notes
@@ -54,7 +55,7 @@ else:
     names = families[family]
     checkpoints = {n: load_model(n) for n in names}
     text = selection.text if selection.entry.name in names else default_text(checkpoints[names[0]])
-    st.markdown(f"All models read the same input: `{text}`" + ("" if selection.entry.name in names else
+    st.markdown(f"All models read the same input: {code_span(text)}" + ("" if selection.entry.name in names else
                 " (the sidebar's model is not in this family, so its example input is used)."))
     rows = {n: attention_summary(c.config, c.model.num_parameters) for n, c in checkpoints.items()}
     st.dataframe(pd.DataFrame(rows).astype(str), width="stretch")

@@ -6,7 +6,8 @@ Dh d_head, D d_model, L layers.
 Conventions every builder follows:
 - Token labels are passed in already unique ("3:the"): plotly merges equal category labels,
   so two "the" rows would silently become one. Labels are HTML-escaped for plotly, whose
-  text rendering understands a few tags; a token like "<b>" must show as typed.
+  text rendering understands a few tags (<b>, <a href>, <br>...); a token like "<b>" must show as typed.
+  Every text a builder is given (labels, titles, panel titles, layer names) is escaped the same way.
 - Masked cells are NaN in the heatmap, with the hover text "masked", over a flat MASKED_COLOR
   layer (`masked_layer`): drawn grey, never as a zero weight, which would read "allowed but ignored".
 - Rows run top to bottom (position 0 at the top), like the matrices in the formulas.
@@ -93,7 +94,8 @@ def heatmap_trace(panel: Panel, show_scale: bool = True, colorbar_x: float | Non
         scale = dict(colorscale=WEIGHTS_SCALE, zmin=0.0, zmax=1.0)
     return go.Heatmap(
         z=z, x=cols, y=rows, customdata=hover, hoverongaps=True, showscale=show_scale, colorbar=colorbar,
-        hovertemplate="row %{y}<br>column %{x}<br>%{customdata}<extra></extra>", name=panel.title, **scale,
+        hovertemplate="row %{y}<br>column %{x}<br>%{customdata}<extra></extra>", name=html.escape(panel.title),
+        **scale,
     )
 
 
@@ -120,7 +122,7 @@ def add_panel(fig: go.Figure, panel: Panel, row: int, col: int, **trace_options)
 def plot_panels(panels: Sequence[Panel], title: str, row_count: int | None = None,
                 shared_rows: bool = True) -> go.Figure:
     """Heatmaps side by side, each with its own subtitle, in one downloadable figure."""
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.title for p in panels],
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[html.escape(p.title) for p in panels],
                         horizontal_spacing=0.10 if len(panels) > 1 else 0.02)
     for i, panel in enumerate(panels, start=1):
         domain = fig.get_subplot(1, i).xaxis.domain
@@ -150,7 +152,7 @@ def plot_layer_grid(atts: Sequence[Any], q_labels: Sequence[str], k_labels: Sequ
     titles = [f"{name}, head {h}" if len(atts) > 1 else f"head {h}" for name in names for h in range(n_heads)]
     cols = min(n_heads, 4) if len(atts) == 1 else n_heads
     grid_rows = -(-n_heads // cols) * len(atts) if len(atts) == 1 else len(atts)
-    fig = make_subplots(rows=grid_rows, cols=cols, subplot_titles=titles,
+    fig = make_subplots(rows=grid_rows, cols=cols, subplot_titles=[html.escape(t) for t in titles],
                         horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.3 / grid_rows))
     for layer, att in enumerate(atts):
         weights = to_numpy(att.weights)[0]  # (H, T_q, T_k)

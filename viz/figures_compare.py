@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .figures import MASKED_COLOR, Panel, heatmap_trace, to_numpy
-from .figures_generation import VARIANT_COLOURS
+from .figures_generation import VARIANT_COLOURS, variant_colour
 
 GROUP_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -52,7 +52,7 @@ def plot_cache_sizes(variants: dict[str, int], context: int, unit: str = "GiB", 
     """Total KV-cache size of the MHA, GQA and MQA versions of one model shape."""
     names = list(variants)
     sizes = [variants[name] / divisor for name in names]
-    fig = go.Figure(go.Bar(x=names, y=sizes, marker_color=[VARIANT_COLOURS.get(n.split()[0], "#888") for n in names],
+    fig = go.Figure(go.Bar(x=[html.escape(n) for n in names], y=sizes, marker_color=[variant_colour(n) for n in names],
                            text=[f"{s:,.2f} {unit}" for s in sizes], textposition="outside",
                            hovertemplate="%{x}<br>%{y:,.3f} " + unit + "<extra></extra>"))
     fig.update_layout(title=f"KV cache at {context:,} tokens", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 60},
@@ -67,7 +67,8 @@ def plot_decode_speed(points: Sequence[Any]) -> go.Figure:
         mine = [p for p in points if p.variant == variant]
         fig.add_trace(go.Scatter(
             x=[p.context for p in mine], y=[p.tokens_per_s for p in mine], mode="lines+markers",
-            name=f"{variant} ({mine[0].n_kv_heads} K/V heads)", line={"color": VARIANT_COLOURS.get(variant)},
+            name=html.escape(f"{variant} ({mine[0].n_kv_heads} K/V heads)"),
+            line={"color": VARIANT_COLOURS.get(variant)},
             customdata=[p.cache_bytes / 1024**2 for p in mine],
             hovertemplate="context %{x}<br>%{y:,.0f} tokens/s<br>cache %{customdata:.1f} MiB<extra></extra>"))
     fig.update_layout(title="Decode speed with the KV cache (measured here, on this machine)", height=340,
@@ -83,7 +84,8 @@ def plot_position_accuracy(series: dict[str, Sequence[float]], n: int, chance: f
     fig = go.Figure()
     for name, values in series.items():
         variant = next((v for v in VARIANT_COLOURS if v.lower() in name.lower()), None)
-        fig.add_trace(go.Scatter(x=list(range(len(values))), y=list(values), mode="lines+markers", name=name,
+        fig.add_trace(go.Scatter(x=list(range(len(values))), y=list(values), mode="lines+markers",
+                                 name=html.escape(name),
                                  line={"color": VARIANT_COLOURS.get(variant)}))
     fig.add_vrect(x0=n - 1.5, x1=len(next(iter(series.values()), [])) - 0.5, fillcolor="#3182bd", opacity=0.08,
                   line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")

@@ -22,6 +22,12 @@ MEASURED_COLOUR = "#222222"
 CHOSEN_COLOUR, OTHER_COLOUR = "#e6550d", "#9ecae1"
 
 
+def variant_colour(name: str, default: str = "#888") -> str:
+    """The colour of a variant named "MHA ...", "GQA ..." or "MQA ..." (default for any other name)."""
+    words = name.split(maxsplit=1)
+    return VARIANT_COLOURS.get(words[0], default) if words else default
+
+
 def plot_next_token(probabilities: Any, vocabulary: Sequence[str], chosen: int, top: int = 20,
                     title: str = "Next-token probabilities") -> go.Figure:
     """The `top` most likely next tokens as bars, the chosen one highlighted (large vocabularies are cut)."""
@@ -36,7 +42,7 @@ def plot_next_token(probabilities: Any, vocabulary: Sequence[str], chosen: int, 
     fig = go.Figure(go.Bar(x=labels, y=probs[order], marker_color=colours,
                            hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>"))
     shown = "" if len(order) == probs.shape[0] else f" (the {len(order)} most likely of {probs.shape[0]})"
-    fig.update_layout(title=title + shown, yaxis={"title": "probability", "range": [0, 1]}, height=300,
+    fig.update_layout(title=html.escape(title + shown), yaxis={"title": "probability", "range": [0, 1]}, height=300,
                       xaxis={"type": "category", "title": "token (id:text)"}, margin={"l": 60, "r": 20, "t": 60, "b": 80})
     return fig
 
@@ -44,7 +50,7 @@ def plot_next_token(probabilities: Any, vocabulary: Sequence[str], chosen: int, 
 def plot_grid(panels: Sequence[Sequence[Panel]], title: str, height_per_row: int, outline_rows: int = 0) -> go.Figure:
     """Rows of heatmap panels sharing one colour scale; the last `outline_rows` rows of each panel outlined."""
     n_rows, n_cols = len(panels), max(len(row) for row in panels)
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[p.title for row in panels for p in row],
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[html.escape(p.title) for row in panels for p in row],
                         horizontal_spacing=0.03, vertical_spacing=min(0.15, 0.4 / n_rows))
     signed = panels[0][0].signed
     extent = max(float(np.nanmax(np.abs(to_numpy(p.values)))) for row in panels for p in row) or 1.0
@@ -105,10 +111,10 @@ def plot_cache_growth(steps: Sequence[int], measured_bytes: Sequence[int], predi
     """Cache bytes after every step: this model, measured, against the formula for MHA, GQA and MQA."""
     fig = go.Figure()
     for name, values in predicted.items():
-        fig.add_trace(go.Scatter(x=list(steps), y=list(values), name=f"{name} (formula)", mode="lines+markers",
-                                 marker={"size": 5, "symbol": "circle-open"},
-                                 line={"dash": "dash", "color": VARIANT_COLOURS.get(name.split()[0], "#888")}))
-    fig.add_trace(go.Scatter(x=list(steps), y=list(measured_bytes), name=f"{measured_name} (measured)",
+        fig.add_trace(go.Scatter(x=list(steps), y=list(values), name=html.escape(f"{name} (formula)"),
+                                 mode="lines+markers", marker={"size": 5, "symbol": "circle-open"},
+                                 line={"dash": "dash", "color": variant_colour(name)}))
+    fig.add_trace(go.Scatter(x=list(steps), y=list(measured_bytes), name=html.escape(f"{measured_name} (measured)"),
                              mode="lines+markers", line={"color": MEASURED_COLOUR, "width": 3}))
     fig.update_layout(title="KV-cache size after each step", height=340, margin={"l": 60, "r": 20, "t": 60, "b": 50},
                       xaxis={"title": "step (0 = prefill)", "dtick": 1}, yaxis={"title": "bytes", "rangemode": "tozero"})
