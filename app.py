@@ -7,12 +7,18 @@ once per run and handed to the page through app_lib.state.
 
 from pathlib import Path
 
+import pandas  # noqa: F401  (imported before any page: see below)
 import streamlit as st
 
 from app_lib.sidebar import render_sidebar
 from app_lib.state import set_selection
 
 ROOT = Path(__file__).resolve().parent
+# pandas is imported above, in every session's first statements, because plotly looks it up in
+# sys.modules without importing it: when two students' first pages ran at once, one thread's plotly
+# found the other's half-imported pandas and failed ("partially initialized module 'pandas' has no
+# attribute 'Series'", benchmarks/load.py). An `import` statement waits for a module another thread is
+# still initialising, so no page runs before pandas is complete. It costs 1.5 s once per server.
 
 # The favicon is an emoji, drawn by the browser: with no icon or a Material one the browser fetches the
 # page's icon from fonts.gstatic.com, which an offline classroom cannot reach. (Checking the emoji loads

@@ -179,6 +179,7 @@ def test_streamlit_config_for_a_shared_server():
     assert config["server"] == {"headless": True, "maxUploadSize": 64, "runOnSave": False, "fileWatcherType": "none",
                                 "enableAgentApi": False}
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB, "the server's cap and the upload page's must agree"
+    assert config["runner"] == {"postScriptGC": False}  # no full collection per rerun (see the file)
     assert config["browser"] == {"gatherUsageStats": False}
     assert config["client"] == {"toolbarMode": "viewer"}
     assert config["logger"] == {"level": "info"}
