@@ -49,6 +49,10 @@ def trace(
 
     GPT: `trace(gpt, idx)` with idx (B, T). Encoder-decoder: `trace(transformer, src=..., tgt=...)`.
     """
+    for name, ids in (("idx", idx), ("src", src), ("tgt", tgt)):
+        if ids is not None and (ids.dim() != 2 or ids.shape[1] == 0):
+            # an empty sequence would trace to empty matrices: nothing to show, so say so
+            raise ValueError(f"trace needs {name} shaped (B, T) with at least one token; got {tuple(ids.shape)}.")
     was_training = model.training
     model.eval()  # dropout off: the trace shows what the model computes at inference
     try:

@@ -310,7 +310,7 @@ def test_prepare_trace_never_raises_and_says_why(checkpoints, name, data):
 @given(ids=st.lists(st.integers(-3, 16), max_size=30))
 def test_model_trace_reads_valid_ids_and_refuses_others_clearly(ids):
     model = tiny_gpt(n_kv_heads=1)  # vocab 13, max_len 24
-    if all(0 <= i < 13 for i in ids) and len(ids) <= 24:  # empty ids give an empty trace
+    if ids and all(0 <= i < 13 for i in ids) and len(ids) <= 24:  # empty ids are refused too
         record = trace(model, torch.tensor([ids], dtype=torch.long))
         assert record.decoder.layers[0].self_attention.weights.shape[-1] == len(ids)
         return
