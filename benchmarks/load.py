@@ -55,7 +55,6 @@ import re
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

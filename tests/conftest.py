@@ -43,3 +43,16 @@ def no_pages_folder_mode(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and a shared CI machine stays responsive.
+
+    Modules that trace many tiny models opt in: `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

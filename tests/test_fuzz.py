@@ -43,6 +43,8 @@ from model.tokenizers import CharTokenizer, SymbolTokenizer, WordTokenizer, spli
 from viz import figures, figures_compare, figures_embeddings, figures_generation, figures_training
 from viz.bertviz_html import head_view_html, head_view_html_encoder_decoder, model_view_html
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.parent for p in (ROOT / "checkpoints").glob("*/config.json"))
 
@@ -70,15 +72,6 @@ texts = st.one_of(
               st.integers(100, 3000)),  # very long
 )
 labels_lists = st.lists(st.one_of(st.sampled_from(NASTY), st.text(ANY_CHAR, max_size=12)), min_size=1, max_size=6)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, and a shared CI machine stays responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------ helpers: what counts as markup

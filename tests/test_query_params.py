@@ -29,7 +29,7 @@ from model import GPT, GPTConfig, save_checkpoint
 from model.tokenizers import WordTokenizer
 from viz.bertviz_html import VENDOR_DIR
 
-pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
+pytestmark = pytest.mark.usefixtures("no_pages_folder_mode", "one_torch_thread")  # see tests/conftest.py
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -50,15 +50,6 @@ BAD_CHECKPOINTS = {
     "shipped_by_path": "checkpoints/dates",  # a listed checkpoint, but by path: only names are offered
     "markup": "\r# Heading <b>x</b> $x$ :red[x] `",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, and a shared CI machine stays responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------ the file spy
