@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import GPT, GPTConfig, Transformer, TransformerConfig
+from model import GPT, GPTConfig, Transformer, TransformerConfig, save_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +56,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+TINY_WORDS = "to be or not to be that is the question whether tis nobler in the mind"
+
+
+def save_tiny_user_models(root) -> None:
+    """Two tiny untrained user checkpoints in root: an encoder-decoder on dates, a word GPT with <unk>."""
+    from model.tasks.dates import DatesTask
+    from model.tokenizers import WordTokenizer
+
+    torch.manual_seed(0)
+    task = DatesTask()
+    chars = task.make_tokenizer()
+    dates = Transformer(TransformerConfig(src_vocab_size=chars.vocab_size, tgt_vocab_size=chars.vocab_size,
+                                          max_len=task.required_max_len, d_model=16, n_heads=4, n_layers=2,
+                                          n_kv_heads=2))
+    save_checkpoint(root / "tiny-dates", dates, chars, {"task": task.describe(), "steps": 0})
+    words = WordTokenizer.build(TINY_WORDS, 40)
+    gpt = GPT(GPTConfig(vocab_size=words.vocab_size, max_len=24, d_model=16, n_heads=4, n_layers=2, n_kv_heads=1))
+    save_checkpoint(root / "tiny-words", gpt, words, {})

@@ -15,15 +15,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import save_tiny_user_models
 
 from app_lib.checkpoints import CheckpointError, list_checkpoints, load_model, user_models_dir
 from app_lib.examples import default_text, task_examples
 from app_lib.inputs import code_span, read_input
 from app_lib.tracing import dot_product, prepare_trace, project_vocabulary, token_labels
-from model import GPT, GPTConfig, Transformer, TransformerConfig, load_checkpoint, save_checkpoint
-from model.tasks.dates import DatesTask
-from model.tokenizers import WordTokenizer
+from model import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
@@ -42,21 +40,11 @@ BAD_INPUTS = {
     "unknown": "zebra qwxyz ü ☃ 25 décembre",
     "markdown": "$x$ **bold** `code` :red[x]",
 }
-WORDS = "to be or not to be that is the question whether tis nobler in the mind"
 
 
 def make_user_models(root: Path) -> Path:
     """Two tiny untrained user checkpoints (encoder-decoder dates; word GPT with <unk>), plus junk."""
-    torch.manual_seed(0)
-    task = DatesTask()
-    chars = task.make_tokenizer()
-    dates = Transformer(TransformerConfig(src_vocab_size=chars.vocab_size, tgt_vocab_size=chars.vocab_size,
-                                          max_len=task.required_max_len, d_model=16, n_heads=4, n_layers=2,
-                                          n_kv_heads=2))
-    save_checkpoint(root / "tiny-dates", dates, chars, {"task": task.describe(), "steps": 0})
-    words = WordTokenizer.build(WORDS, 40)
-    gpt = GPT(GPTConfig(vocab_size=words.vocab_size, max_len=24, d_model=16, n_heads=4, n_layers=2, n_kv_heads=1))
-    save_checkpoint(root / "tiny-words", gpt, words, {})
+    save_tiny_user_models(root)
     (root / "broken").mkdir()
     (root / "broken" / "config.json").write_text("{not json", encoding="utf-8")
     (root / ".half-saved.saving-1").mkdir()  # save_checkpoint's staging folder: never listed

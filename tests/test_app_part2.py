@@ -12,13 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import save_tiny_user_models
 
 from app_lib.checkpoints import list_checkpoints
 from app_lib.training_job import JOB_QUEUE
-from model import GPT, GPTConfig, Transformer, TransformerConfig, load_checkpoint, save_checkpoint
-from model.tasks.dates import DatesTask
-from model.tokenizers import WordTokenizer
+from model import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
@@ -27,22 +25,12 @@ TIMEOUT = 90
 SHIPPED = [e.name for e in list_checkpoints() if e.source == "shipped" and e.error is None]
 USER = ["user/tiny-dates", "user/tiny-words"]
 START = "FormSubmitter:train_settings-Start training"
-WORDS = "to be or not to be that is the question whether tis nobler in the mind"
 
 
 @pytest.fixture(scope="module")
 def user_models(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("user_models_part2")
-    torch.manual_seed(0)
-    task = DatesTask()
-    chars = task.make_tokenizer()
-    dates = Transformer(TransformerConfig(src_vocab_size=chars.vocab_size, tgt_vocab_size=chars.vocab_size,
-                                          max_len=task.required_max_len, d_model=16, n_heads=4, n_layers=2,
-                                          n_kv_heads=2))
-    save_checkpoint(root / "tiny-dates", dates, chars, {"task": task.describe(), "steps": 0})
-    words = WordTokenizer.build(WORDS, 40)
-    gpt = GPT(GPTConfig(vocab_size=words.vocab_size, max_len=24, d_model=16, n_heads=4, n_layers=2, n_kv_heads=1))
-    save_checkpoint(root / "tiny-words", gpt, words, {})
+    save_tiny_user_models(root)
     return root
 
 
