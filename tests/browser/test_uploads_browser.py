@@ -85,7 +85,11 @@ def test_upload_in_the_browser_saves_lists_and_refuses_pickles(server, checkpoin
     upload(page, checkpoint_zip)
     page.get_by_text(re.compile(r"Saved as user/class-demo")).wait_for(timeout=RUN_TIMEOUT_MS)
     assert load_checkpoint(user_dir / "class-demo").meta["uploaded_from"] == "Class Demo.zip"
-    assert page.get_by_role("button", name=re.compile("Download .zip")).count() == 1
+    # The list above the message is redrawn in the same rerun, but Streamlit streams elements: the success
+    # text can be on screen before the row's download button, so wait for the button, then count it.
+    download = page.get_by_role("button", name=re.compile("Download .zip"))
+    download.first.wait_for(timeout=RUN_TIMEOUT_MS)
+    assert download.count() == 1
     screenshot(page, artifacts_dir / "app_my_models.png")
     page.get_by_role("button", name="Open it now").click()
     page.wait_for_function("() => location.search.includes('checkpoint=user%2Fclass-demo') "
