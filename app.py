@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas  # noqa: F401  (imported before any page: see below)
 import streamlit as st
 
+from app_lib.runlog import timed_run
 from app_lib.sidebar import render_sidebar
 from app_lib.state import set_selection
 
@@ -48,5 +49,6 @@ sections = {
     for section, pages in TOUR.items()
 }
 navigation = st.navigation({section: pages for section, pages in sections.items() if pages})
-set_selection(render_sidebar())
-navigation.run()
+with timed_run(navigation.url_path or "home"):  # server-side run time, only when $TP_RUN_LOG is set (load test)
+    set_selection(render_sidebar())
+    navigation.run()

@@ -45,8 +45,8 @@ class CheckpointEntry:
 
     @property
     def label(self) -> str:
-        """How the picker shows it: user models marked as yours, broken ones as broken."""
-        text = self.name.removeprefix(USER_PREFIX) + (" (yours)" if self.source == "user" else "")
+        """A short name for lists: saved models marked as saved (by anyone in the class), broken ones as broken."""
+        text = self.name.removeprefix(USER_PREFIX) + (" (saved)" if self.source == "user" else "")
         return f"{text} (broken)" if self.error else text
 
 

@@ -15,6 +15,7 @@ URL keys are plain names; keep them stable, old links depend on them.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -24,8 +25,10 @@ from model import LoadedCheckpoint
 
 from .checkpoints import CheckpointEntry
 from .inputs import code_span
+from .ownership import owner_tag
 
 _SELECTION_KEY = "_tp_selection"
+_SESSION_TOKEN_KEY = "_tp_session_token"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,16 @@ class Selection:
 def set_selection(selection: Selection | None) -> None:
     """Store this run's selection (app.py does this before running the page)."""
     st.session_state[_SELECTION_KEY] = selection
+
+
+def session_token() -> str:
+    """This browser session's secret token (random, made on first use, never sent to the browser)."""
+    return st.session_state.setdefault(_SESSION_TOKEN_KEY, secrets.token_hex(16))
+
+
+def session_owner() -> str:
+    """The owner tag this session writes into the models it saves (see app_lib.ownership)."""
+    return owner_tag(session_token())
 
 
 def ensure_entrypoint() -> None:

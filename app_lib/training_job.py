@@ -35,6 +35,7 @@ from model.recipes import build_model
 from model.tasks import task_from_dict
 from model.training import TrainConfig, TrainEvent, check_run, train
 
+from .ownership import USER_FOLDER_LOCK, check_may_replace, owner_tag, with_owner
 from .training_queue import JOB_QUEUE, JobQueue, QueueError, env_number
 
 HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S = "TP_TRAINING_HEARTBEAT_S", 60.0
@@ -294,7 +295,9 @@ class TrainingJob:
     def save(self, name: str, overwrite: bool = False, directory: Path | None = None) -> Path:
         """Save the trained model as directory/name (default: the user models folder).
 
+        The checkpoint's meta.owner is the tag of this job's owner (app_lib.ownership).
         Raises NameTakenError when that name exists and overwrite is False (the page asks first),
+        NotYoursError when it exists and another session saved it (never replaced),
         CheckpointError for a bad name or a run with nothing to save.
         """
         if not NAME_PATTERN.fullmatch(name or ""):
@@ -308,10 +311,12 @@ class TrainingJob:
 
             directory = user_models_dir()
         target = Path(directory) / name
-        with _SAVE_LOCK:
+        tag = owner_tag(self.owner)
+        with USER_FOLDER_LOCK:
             if target.exists() and not overwrite:
                 raise NameTakenError(f"a model called {name!r} already exists.")
-            save_checkpoint(target, model, self.tokenizer, self._meta(events), overwrite=overwrite)
+            check_may_replace(target, tag)  # somebody else's model is never replaced
+            save_checkpoint(target, model, self.tokenizer, with_owner(self._meta(events), tag), overwrite=overwrite)
         with self._lock:
             self._saved_as = name
         return target
@@ -334,8 +339,6 @@ class TrainingJob:
 class NameTakenError(CheckpointError):
     """A checkpoint with this name exists; saving again needs the user's explicit yes."""
 
-
-_SAVE_LOCK = threading.Lock()
 
 
 def start_job(settings: TrainSettings, owner: str, queue: JobQueue | None = None, **options) -> TrainingJob:

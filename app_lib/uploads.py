@@ -15,7 +15,8 @@ disk before the sizes are known to be sane:
      model.load_checkpoint: strict key and shape matching, the model sized on the meta device
      before any memory is allocated for it
   5. saved with save_checkpoint as directory/NAME: atomic (staging folder + rename), and an
-     existing NAME is replaced only with overwrite=True (NameTakenError offers a free name)
+     existing NAME is replaced only with overwrite=True (NameTakenError offers a free name),
+     and only by the session that saved it (app_lib.ownership: NotYoursError)
 
 No streamlit here: pages/my_models.py draws, this module decides.
 """
@@ -26,7 +27,6 @@ import io
 import json
 import re
 import tempfile
-import threading
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -36,6 +36,8 @@ from typing import Protocol, Sequence
 import torch
 
 from model import CheckpointError, LoadedCheckpoint, load_checkpoint, save_checkpoint
+
+from .ownership import USER_FOLDER_LOCK, check_may_replace, with_owner
 
 MAX_UPLOAD_MB = 64  # matches server.maxUploadSize in .streamlit/config.toml
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -48,7 +50,6 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 RESERVED_NAMES = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_INSTALL_LOCK = threading.Lock()
 
 
 class UploadError(CheckpointError):
@@ -292,16 +293,18 @@ def _load_staged(config: bytes, weights: bytes, staging: Path) -> LoadedCheckpoi
 
 
 def install_upload(files: Sequence[UploadedFile], directory: Path, name: str | None = None,
-                   overwrite: bool = False) -> Installed:
+                   overwrite: bool = False, owner: str | None = None) -> Installed:
     """Check an upload and save it as directory/NAME (NAME from `name`, else the file name, sanitised).
 
-    Raises UploadError (or CheckpointError from the loader) saying what is wrong, and
-    NameTakenError when NAME exists and overwrite is False.
+    `owner` is the uploading session's tag (app_lib.ownership): stored as meta.owner, and an
+    existing NAME is replaced only when it carries the same tag.
+    Raises UploadError (or CheckpointError from the loader) saying what is wrong,
+    NameTakenError when NAME exists and overwrite is False, and NotYoursError when NAME exists,
+    overwrite is True, but somebody else saved it.
     """
     folder = sanitise_name(name) if name and name.strip() else default_name(files)
     directory = Path(directory)
-    if (directory / folder).exists() and not overwrite:
-        raise NameTakenError(folder, free_name(folder, directory))
+    _check_free(directory, folder, overwrite, owner)
     config, weights, ignored = read_upload(files)
     document = check_config(config)
     weights_info = document.get("weights") if isinstance(document.get("weights"), dict) else {}
@@ -310,15 +313,24 @@ def install_upload(files: Sequence[UploadedFile], directory: Path, name: str | N
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".uploading-", dir=directory) as staging:
             checkpoint = _load_staged(config, weights, Path(staging))
-            meta = checkpoint.meta | {"uploaded_from": ", ".join(_base_name(f.name) for f in files)}
-            with _INSTALL_LOCK:
-                if (directory / folder).exists() and not overwrite:
-                    raise NameTakenError(folder, free_name(folder, directory))
+            meta = with_owner(checkpoint.meta | {"uploaded_from": ", ".join(_base_name(f.name) for f in files)},
+                              owner)
+            with USER_FOLDER_LOCK:
+                _check_free(directory, folder, overwrite, owner)
                 path = save_checkpoint(directory / folder, checkpoint.model, checkpoint.tokenizer, meta,
                                        dtype=dtype, overwrite=overwrite)
     except OSError as error:
         raise UploadError(f"the upload could not be stored in {directory} ({error}).") from error
     return Installed(folder, path, checkpoint, ignored)
+
+
+def _check_free(directory: Path, folder: str, overwrite: bool, owner: str | None) -> None:
+    """NameTakenError / NotYoursError unless directory/folder is free, or replaceable by `owner`."""
+    if not (directory / folder).exists():
+        return
+    if not overwrite:
+        raise NameTakenError(folder, free_name(folder, directory))
+    check_may_replace(directory / folder, owner, free_name(folder, directory))
 
 
 def zip_checkpoint(path: Path) -> bytes:

@@ -656,6 +656,7 @@ def build_report(run: Run, sampler: Sampler, extra: dict, wall_s: float, max_run
             "max": _mib(max(rss) if rss else None),
             "after_close": _mib(sampler.rss_at(extra.get("released_s"))),
             "samples": [(round(t, 1), _mib(b)) for t, b in sampler.memory],
+            "timeline": memory_timeline(sampler),
         },
         "cpu": {"cores": cores, "seconds": {k: round(v, 1) for k, v in cpu.items()},
                 "server_s_per_action": round(cpu["server"] / max(1, len(run.actions)), 3),
@@ -666,6 +667,44 @@ def build_report(run: Run, sampler: Sampler, extra: dict, wall_s: float, max_run
                                                     for t in run.training],
                      "disconnect": disconnect_verdict(run.training)},
     }
+
+
+def read_run_log(path: Path) -> list[dict]:
+    """The server's own record of every script run ($TP_RUN_LOG, written by app_lib/runlog.py)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def server_run_summary(runs: list[dict]) -> dict:
+    """Run time as the server measured it (app.py's sidebar and page), per page, for finished runs.
+
+    "rerun" runs were cut short by a newer change of the same student and are counted, not timed;
+    "error" runs ended in an exception inside the script (Streamlit shows it in the page).
+    """
+    finished = [r for r in runs if r["end"] in ("ok", "stop")]
+
+    def row(name: str, group: list[dict]) -> dict:
+        seconds = [r["seconds"] for r in group]
+        return {"name": name, "runs": len(group), "p50_s": percentile(seconds, 50) if seconds else None,
+                "p95_s": percentile(seconds, 95) if seconds else None, "max_s": max(seconds) if seconds else None}
+
+    pages = sorted({r["page"] for r in finished})
+    return {"overall": row("all", finished), "pages": [row(p, [r for r in finished if r["page"] == p]) for p in pages],
+            "ends": {end: sum(r["end"] == end for r in runs) for end in ("ok", "stop", "rerun", "error")}}
+
+
+def memory_timeline(sampler: Sampler, every_s: float = 60.0) -> list[tuple[float, float | None]]:
+    """(seconds, server RSS MiB) about every `every_s` seconds: is memory still growing, or flat?"""
+    if not sampler.memory:
+        return []
+    end, marks, t = sampler.memory[-1][0], [], 0.0
+    while t <= end:
+        marks.append((round(t), _mib(sampler.rss_at(t))))
+        t += every_s
+    return marks
 
 
 def disconnect_verdict(runs: list[TrainingRecord]) -> dict:
@@ -701,6 +740,17 @@ def machine_line(chromium: str | None) -> str:
             f"Python {platform.python_version()}, Streamlit {streamlit.__version__}, Chromium {chromium}")
 
 
+def server_runs_table(summary: dict | None) -> str:
+    from benchmarks.common import format_table
+
+    if not summary or not summary["overall"]["runs"]:
+        return "no runs recorded"
+    rows = [[r["name"], r["runs"], *(f"{r[k]:.2f} s" for k in ("p50_s", "p95_s", "max_s"))]
+            for r in [summary["overall"], *summary["pages"]]]
+    ends = ", ".join(f"{k}: {v}" for k, v in summary["ends"].items())
+    return format_table(["page", "runs", "p50", "p95", "max"], rows) + f"\n\nHow runs ended: {ends}"
+
+
 def markdown(report: dict) -> str:
     from benchmarks.common import format_table
 
@@ -725,11 +775,14 @@ def markdown(report: dict) -> str:
         f"{report['external_requests']} {report['external_urls'] or ''}",
         "**Re-run latency** (input event to the end of the rerun, measured in the browser)\n\n"
         + format_table(head, rows),
+        "**Server run time** (the server's own clock, from the sidebar's first line to the page's last, "
+        "for every finished run; $TP_RUN_LOG)\n\n" + server_runs_table(report.get("server_runs")),
         "**By action**\n\n" + format_table(head, [[r["name"], r["actions"], s(r["p50_s"]), s(r["p95_s"]),
                                                    s(r["max_s"]), s(r["server_p50_s"])] for r in lat["kinds"]]),
         "**Server memory (RSS, MiB)**\n\n" + format_table(
             ["start", "after round 1", "end", "max", "after tabs closed"],
-            [[mem["start"], mem["after_round_1"], mem["end"], mem["max"], mem["after_close"]]]),
+            [[mem["start"], mem["after_round_1"], mem["end"], mem["max"], mem["after_close"]]])
+        + "\n\nOver time (s: MiB): " + ", ".join(f"{t}: {m}" for t, m in mem.get("timeline", [])),
         f"**CPU over the run** ({cores} cores, {wall:.0f} s; per action: server {cpu['server_s_per_action']:.2f} s, "
         f"Chromium {cpu['chromium_s_per_action']:.2f} s)\n\n"
         + format_table(["process group", "CPU time", "cores used (avg)", "share of the machine"], cpu_rows),
@@ -787,8 +840,9 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args=vars(args) | {"think": list(args.think), "out": str(args.out)})
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="tp-load-") as tmp:
+        run_log = Path(tmp) / "runs.jsonl"
         env = os.environ | {"TP_USER_MODELS": str(Path(tmp) / "user_models"),
-                            "TP_TRAINING_HEARTBEAT_S": str(args.heartbeat)}
+                            "TP_TRAINING_HEARTBEAT_S": str(args.heartbeat), "TP_RUN_LOG": str(run_log)}
         if args.max_runs:
             env["TP_MAX_TRAINING_RUNS"] = str(args.max_runs)
         env.pop("TP_MAX_TRAINING_RUNS", None) if not args.max_runs else None
@@ -805,7 +859,9 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stop()
             stop_server(server)
             log_tail = (Path(tmp) / "server.log").read_text(errors="replace")[-2000:]
+            server_runs = read_run_log(run_log)
     report = build_report(run, sampler, extra, time.monotonic() - start, max_runs)
+    report["server_runs"] = server_run_summary(server_runs)
     report["server_log_tail"] = log_tail
     text = markdown(report)
     print("## Load test\n\n" + text)

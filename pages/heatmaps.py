@@ -35,9 +35,10 @@ chart(plot_head_grid(attentions[layer], q_labels, k_labels,
       "layer_heads")
 chart(plot_attention_weights(attentions[layer], head, q_labels, k_labels, f"Layer {layer}, head {head}"),
       "one_head")
-if all_layers:
-    chart(plot_layer_grid(attentions, q_labels, k_labels, f"All {config.n_layers} layers × {config.n_heads} heads"),
-          "all_layers")
+with st.container():  # always there, so the toggle does not shift (and redraw) the views below
+    if all_layers:
+        chart(plot_layer_grid(attentions, q_labels, k_labels,
+                              f"All {config.n_layers} layers × {config.n_heads} heads"), "all_layers")
 
 st.subheader("bertviz: the same attention as lines")
 views = bertviz_views(selection.entry.name, selection.text, layer, head)

@@ -4,8 +4,9 @@ import streamlit as st
 
 from app_lib.checkpoints import CheckpointEntry, list_checkpoints, user_models_dir
 from app_lib.inputs import code_span
-from app_lib.sidebar import select_checkpoint
-from app_lib.state import ensure_entrypoint
+from app_lib.ownership import NotYoursError, delete_model, is_owner
+from app_lib.sidebar import CHECKPOINT_KEY, select_checkpoint
+from app_lib.state import ensure_entrypoint, session_owner
 from app_lib.ui import intro
 from app_lib.uploads import (
     CONFIG_FILE,
@@ -21,11 +22,13 @@ from model import CheckpointError
 ensure_entrypoint()  # this page reads no selection, but must still run inside app.py (see ensure_entrypoint)
 
 FILES_KEY, NAME_KEY, REPLACE_KEY, RESULT_KEY = "up_files", "up_name", "up_replace", "_tp_upload_result"
+DELETE_RESULT_KEY = "_tp_delete_result"
 
 intro(
     "Your models",
-    "Models you saved on the Train page, or uploaded here, live in your own folder and appear in the sidebar's "
-    f"checkpoint list marked *(yours)*. Upload a checkpoint saved by this app: one `.zip` holding `{CONFIG_FILE}` "
+    "Models saved on the Train page, or uploaded here, live in the class's folder and appear in the sidebar's "
+    "checkpoint list as `user/NAME`. Everyone can open and download them; only the browser session that saved "
+    "a model can replace or delete it (after a reload you are a new session: save under a new name). Upload a checkpoint saved by this app: one `.zip` holding `{CONFIG_FILE}` "
     f"and `{WEIGHTS_FILE}`, or those two files. Every upload is checked against the model code before it is kept; "
     "PyTorch pickles (`.pt`, `.bin`) are refused, because opening one can run any code hidden in it.",
 )
@@ -35,7 +38,12 @@ def upload() -> None:
     """The form's callback: it runs before the script, so the sidebar already lists a model saved here."""
     files, typed = st.session_state.get(FILES_KEY) or [], st.session_state.get(NAME_KEY, "")
     try:
-        installed = install_upload(files, user_models_dir(), typed, overwrite=st.session_state.get(REPLACE_KEY, False))
+        installed = install_upload(files, user_models_dir(), typed, overwrite=st.session_state.get(REPLACE_KEY, False),
+                                   owner=session_owner())
+    except NotYoursError as not_yours:
+        st.session_state[NAME_KEY] = not_yours.suggestion
+        st.session_state[REPLACE_KEY] = False
+        st.session_state[RESULT_KEY] = ("not_yours", not_yours.name, not_yours.suggestion)
     except NameTakenError as taken:
         st.session_state[NAME_KEY] = taken.suggestion  # offered in the name field: press Upload again to use it
         st.session_state[RESULT_KEY] = ("taken", taken.name, taken.suggestion)
@@ -51,6 +59,15 @@ def show_result(result: tuple) -> None:
     kind, *details = result
     if kind == "error":
         st.error(f"Not uploaded: {details[0]}")
+    elif kind == "not_yours":
+        name, suggestion = details
+        st.error(f"Not uploaded: {code_span(name)} was saved by someone else (another browser session), and only "
+                 f"its owner can replace it. The name field now offers {code_span(suggestion)}: press **Upload** "
+                 "to use it, or type another name.")
+    elif kind == "deleted":
+        st.success(f"Deleted {code_span('user/' + details[0])}.")
+    elif kind == "delete_failed":
+        st.error(f"Not deleted: {details[0]}")
     elif kind == "taken":
         name, suggestion = details
         st.warning(f"You already have a model called {code_span(name)}. The name field now offers "
@@ -66,27 +83,49 @@ def show_result(result: tuple) -> None:
         st.button("Open it now", on_click=select_checkpoint, args=(f"user/{name}",), key="up_open")
 
 
-def model_row(entry: CheckpointEntry) -> None:
-    """One of the user's models: its name, why it is broken if it is, and a download button if it is not."""
+def delete(entry: CheckpointEntry) -> None:
+    """The confirm button's callback: delete one of this session's models (runs before the sidebar is drawn)."""
     name = entry.name.removeprefix("user/")
+    try:
+        delete_model(entry.path, session_owner())
+    except (NotYoursError, OSError) as error:
+        st.session_state[DELETE_RESULT_KEY] = ("delete_failed", str(error))
+        return
+    if st.session_state.get(CHECKPOINT_KEY) == entry.name:  # the sidebar must not keep a deleted model
+        del st.session_state[CHECKPOINT_KEY]
+    st.session_state[DELETE_RESULT_KEY] = ("deleted", name)
+
+
+def model_row(entry: CheckpointEntry, owner: str) -> None:
+    """One saved model: its name, whose it is, why it is broken if it is; download it, or delete it if yours."""
+    name = entry.name.removeprefix("user/")
+    mine = is_owner(entry.path, owner)
     left, middle, right = st.columns([2, 4, 2], vertical_alignment="center")
     left.markdown(f"**{code_span(name)}**")
     if entry.error:
         middle.error(f"Cannot be opened: {entry.error}", icon=":material/error:")
         return
-    middle.caption(f"in the sidebar as {code_span(entry.name)}")
+    middle.caption(f"in the sidebar as {code_span(entry.name)} · "
+                   + ("**yours** (saved in this browser session)" if mine else "saved by someone else"))
     right.download_button("Download .zip", data=lambda path=entry.path: zip_checkpoint(path),
                           file_name=f"{name}.zip", mime="application/zip", key=f"download::{name}",
                           on_click="ignore", icon=":material/download:")
+    if mine:
+        with right.popover("Delete", icon=":material/delete:"):
+            st.markdown(f"Delete {code_span(entry.name)} for good? Download it first to keep a copy.")
+            st.button("Yes, delete it", key=f"delete::{name}", on_click=delete, args=(entry,), type="primary")
 
 
-st.subheader("In your folder")
-mine = [e for e in list_checkpoints() if e.source == "user"]
-if mine:
-    for entry in mine:
-        model_row(entry)
+st.subheader("Saved models")
+if DELETE_RESULT_KEY in st.session_state:
+    show_result(st.session_state.pop(DELETE_RESULT_KEY))
+saved = [e for e in list_checkpoints() if e.source == "user"]
+if saved:
+    owner = session_owner()
+    for entry in saved:
+        model_row(entry, owner)
 else:
-    st.info("No models of your own yet: train one on the Train page, or upload one below.")
+    st.info("No saved models yet: train one on the Train page, or upload one below.")
 st.caption(f"Folder: {code_span(str(user_models_dir()))}")
 
 st.subheader("Upload a checkpoint")

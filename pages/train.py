@@ -1,12 +1,11 @@
 """Train: a reversal model trained in the background while live charts show loss, accuracy and attention forming."""
 
-import uuid
-
 import streamlit as st
 
 from app_lib.checkpoints import user_entry_name
+from app_lib.ownership import NotYoursError
 from app_lib.sidebar import select_checkpoint
-from app_lib.state import ensure_entrypoint
+from app_lib.state import ensure_entrypoint, session_token
 from app_lib.tracing import token_labels
 from app_lib.training_job import (
     LIMITS,
@@ -28,8 +27,8 @@ from viz.figures_training import (
 
 ensure_entrypoint()  # a first request straight to /train must still go through app.py (sidebar)
 
-JOB_KEY, OWNER_KEY = "_tp_training_job", "_tp_training_owner"
-owner = st.session_state.setdefault(OWNER_KEY, uuid.uuid4().hex)
+JOB_KEY = "_tp_training_job"
+owner = session_token()  # one run per session in the queue; its tag marks the models this session saves
 job = st.session_state.get(JOB_KEY)
 intro(
     "Train a model: reversal",
@@ -154,8 +153,11 @@ if job.finished and job.has_model:
         try:
             job.save(name.strip(), overwrite=replace)
             st.success(f"Saved as `{user_entry_name(name.strip())}`: pick it in the sidebar's checkpoint list on "
-                       f"any page, marked as yours.")
+                       f"any page. Only this browser session can replace or delete it (Your models page).")
             st.button("Open it now", on_click=select_checkpoint, args=(user_entry_name(name.strip()),))
+        except NotYoursError:
+            st.error(f"`{user_entry_name(name.strip())}` was saved by someone else (another browser session): it is "
+                     "never replaced from here. Choose another name.")
         except NameTakenError:
             st.warning(f"You already have a model called `{name.strip()}`. Tick *Replace* to overwrite it, "
                        "or choose another name.")

@@ -327,7 +327,7 @@ def test_default_name_comes_from_the_zip():
 
 
 def test_existing_name_is_not_overwritten_without_asking(source, user_dir, tmp_path):
-    first = install_upload([UploadedBytes("rev.zip", zip_checkpoint(source))], user_dir)
+    first = install_upload([UploadedBytes("rev.zip", zip_checkpoint(source))], user_dir, owner="tag-a")
     stamp = (first.path / "model.safetensors").stat().st_mtime_ns
     other = save_checkpoint(tmp_path / "other" / "rev", GPT(GPTConfig(vocab_size=4, max_len=8, d_model=16, n_heads=2,
                                                                        n_layers=1)), SymbolTokenizer.of_size(4))
@@ -337,7 +337,8 @@ def test_existing_name_is_not_overwritten_without_asking(source, user_dir, tmp_p
     assert (first.path / "model.safetensors").stat().st_mtime_ns == stamp and same_model(source, first.path)
     second = install_upload([UploadedBytes("rev.zip", zip_checkpoint(other))], user_dir, taken.value.suggestion)
     assert second.name == "rev-2" and same_model(other, second.path)
-    replaced = install_upload([UploadedBytes("rev.zip", zip_checkpoint(other))], user_dir, overwrite=True)
+    replaced = install_upload([UploadedBytes("rev.zip", zip_checkpoint(other))], user_dir, overwrite=True,
+                              owner="tag-a")  # the same session (owner tag) that saved it
     assert replaced.name == "rev" and same_model(other, replaced.path)
     assert sorted(p.name for p in user_dir.iterdir()) == ["rev", "rev-2"]
 
@@ -386,7 +387,7 @@ def test_page_lists_working_and_broken_models(source, user_dir):
 
 def test_page_with_no_models_says_so(user_dir):
     at = my_models_page(user_dir)
-    assert not at.exception and any("No models of your own yet" in i.value for i in at.info)
+    assert not at.exception and any("No saved models yet" in i.value for i in at.info)
 
 
 def test_page_upload_then_name_taken_then_refused(source, user_dir, tmp_path):
@@ -409,10 +410,11 @@ def test_page_upload_then_name_taken_then_refused(source, user_dir, tmp_path):
 
 
 def test_page_replaces_only_when_asked(source, user_dir, tmp_path):
-    install_upload([UploadedBytes("rev.zip", zip_checkpoint(source))], user_dir)
     other = save_checkpoint(tmp_path / "other" / "rev", GPT(GPTConfig(vocab_size=4, max_len=8, d_model=16, n_heads=2,
                                                                        n_layers=1)), SymbolTokenizer.of_size(4))
     at = my_models_page(user_dir)
+    upload(at, ("rev.zip", zip_checkpoint(source)), name="rev")  # this session's model: it may replace it
+    assert same_model(source, user_dir / "rev")
     upload(at, ("rev.zip", zip_checkpoint(other)), name="rev", replace=True)
     assert not at.exception and any("user/rev" in s.value for s in at.success)
     assert same_model(other, user_dir / "rev") and at.checkbox(key="up_replace").value is False

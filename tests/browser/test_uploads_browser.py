@@ -80,7 +80,7 @@ def test_upload_in_the_browser_saves_lists_and_refuses_pickles(server, checkpoin
     url, user_dir = server
     open_app(page, url)  # a fresh server's first request is the home page (see test_app_browser.py)
     open_app(page, f"{url}/my_models")
-    page.get_by_text("No models of your own yet").wait_for(timeout=RUN_TIMEOUT_MS)  # visible, or this raises
+    page.get_by_text("No saved models yet").wait_for(timeout=RUN_TIMEOUT_MS)  # visible, or this raises
 
     upload(page, checkpoint_zip)
     page.get_by_text(re.compile(r"Saved as user/class-demo")).wait_for(timeout=RUN_TIMEOUT_MS)

@@ -1,0 +1,55 @@
+"""Server-side timing of every script run, for the load test: off unless $TP_RUN_LOG names a file.
+
+benchmarks/load.py measures latency in the browser, where 20 headless browsers on the server's own
+two cores slow the browser side down; this records what the server itself took, per run, so the
+report can show both. Each run of app.py appends one JSON line:
+
+    {"session": "...", "page": "heatmaps", "start": 1732370000.12, "seconds": 0.184, "end": "ok"}
+
+`end` is "ok", "stop" (st.stop), "rerun" (interrupted by a newer widget change, or st.rerun) or
+"error". Appends from many sessions' threads are serialised by a lock; one short line per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+RUN_LOG_ENV = "TP_RUN_LOG"
+_WRITE_LOCK = threading.Lock()
+
+
+@contextmanager
+def timed_run(page: str) -> Iterator[None]:
+    """Time the body (one script run) and append it to $TP_RUN_LOG; does nothing when it is unset."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        yield
+        return
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
+
+    start_wall, start = time.time(), time.perf_counter()
+    end = "ok"
+    try:
+        yield
+    except StopException:
+        end = "stop"
+        raise
+    except RerunException:
+        end = "rerun"
+        raise
+    except BaseException:
+        end = "error"
+        raise
+    finally:
+        context = get_script_run_ctx()
+        line = json.dumps({"session": context.session_id if context else None, "page": page,
+                           "start": round(start_wall, 3), "seconds": round(time.perf_counter() - start, 4),
+                           "end": end})
+        with _WRITE_LOCK, open(path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
