@@ -26,7 +26,9 @@ An action's latency runs from the input event that changed the widget to the ser
 `script_finished` message of the run it caused: the browser sending the change, the server queueing
 and running the page script, and every message of that run arriving and being read by the page's
 JavaScript. Drawing the charts afterwards is not included. `server` is the part from the run's
-`new_session` message (its start) to `script_finished`. Not used: the "Running..." status widget (the
+`new_session` message (its start) to `script_finished`, as the browser saw them arrive. The server
+also times every run itself ($TP_RUN_LOG, app_lib/runlog.py: the sidebar and the page, on the
+server's clock): that is "server run time" in the report, free of the browsers' own delays. Not used: the "Running..." status widget (the
 frontend shows it only after a delay, so quick runs never show it) and the `data-test-script-state`
 attribute of `[data-testid="stApp"]` (on a busy browser React applies "running" and "notRunning" in
 one render, so the attribute never changes and the run is missed).

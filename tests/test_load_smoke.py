@@ -28,7 +28,7 @@ def test_quick_load_run_reports_every_field_and_no_errors(tmp_path):
     done = subprocess.run([sys.executable, "-m", "benchmarks.load", "--quick", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for heading in ("Re-run latency", "By action", "Server memory", "CPU over the run", "Training"):
+    for heading in ("Re-run latency", "Server run time", "By action", "Server memory", "CPU over the run", "Training"):
         assert heading in done.stdout, done.stdout
     header = next(line for line in done.stdout.splitlines() if line.startswith("| page"))
     assert all(column in header for column in ("actions", "p50", "p95", "max")), header
@@ -41,3 +41,18 @@ def test_quick_load_run_reports_every_field_and_no_errors(tmp_path):
     assert set(report["cpu"]["seconds"]) == {"server", "chromium", "driver"}
     assert len(report["training"]["runs"]) == 1 and report["training"]["runs"][0]["queue_wait_s"] is not None
     assert report["errors"] == 0, report["problems"]
+    server = report["server_runs"]  # the server's own timing of every run ($TP_RUN_LOG)
+    assert server["overall"]["runs"] > 0 and server["ends"]["error"] == 0
+    assert {p["name"] for p in server["pages"]} >= {"heatmaps", "attention_steps", "embeddings"}
+    assert len(report["memory_mib"]["timeline"]) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_cost_prints_a_row_per_page():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.page_cost", "--pages", "heatmaps", "embeddings",
+                           "--actions", "1", "--settle", "0.5"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert {"heatmaps (navigate)", "heatmaps", "embeddings (navigate)", "embeddings", "all changes"} <= rows.keys()
+    assert "problems" not in done.stdout

@@ -1,0 +1,42 @@
+"""app_lib.runlog: the server-side run timing the load test reads ($TP_RUN_LOG)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
+
+from app_lib.runlog import RUN_LOG_ENV, timed_run
+from benchmarks.load import server_run_summary
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_nothing_is_written_without_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv(RUN_LOG_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with timed_run("heatmaps"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_run_is_one_line_with_how_it_ended(tmp_path, monkeypatch):
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv(RUN_LOG_ENV, str(log))
+    with timed_run("heatmaps"):
+        pass
+    for exception, page in ((StopException(), "train"), (RerunException(None), "kv_cache"), (ValueError("x"), "home")):
+        with pytest.raises(type(exception)), timed_run(page):
+            raise exception
+    runs = lines(log)
+    assert [(r["page"], r["end"]) for r in runs] == [("heatmaps", "ok"), ("train", "stop"), ("kv_cache", "rerun"),
+                                                     ("home", "error")]
+    assert all(r["seconds"] >= 0 and r["session"] is None for r in runs)  # no Streamlit session outside the server
+
+    summary = server_run_summary(runs)
+    assert summary["overall"]["runs"] == 2  # ok and stop are timed; a rerun was cut short, an error counted
+    assert summary["ends"] == {"ok": 1, "stop": 1, "rerun": 1, "error": 1}
+    assert [p["name"] for p in summary["pages"]] == ["heatmaps", "train"]
