@@ -19,6 +19,7 @@ thread ends, its optimiser state is freed, and the queue starts the next waiting
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -44,6 +45,11 @@ EXAMPLE_SEED = 1234  # the fixed example whose attention the page shows forming
 # the switch interval (5 ms by default) to get it back whenever the server's threads are busy drawing
 # pages: with the default, a run in the app took 10-20x longer than alone. 1 ms keeps it within ~2x.
 GIL_SWITCH_INTERVAL_S = 0.001
+# Training threads run `nice`r than the threads that draw pages: with two runs going, the load test
+# (benchmarks/RESULTS.md, "Load test") saw page runs take 1 s at the median on the server's own clock.
+# A class notices a slow page at once and a slower training run hardly at all. Linux keeps the nice
+# value per thread, and PyTorch's worker threads started by the training thread inherit it. 0: off.
+TRAINING_NICE_ENV, DEFAULT_TRAINING_NICE = "TP_TRAINING_NICE", 10
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 Status = Literal["new", "queued", "running", "done", "stopped", "failed"]
 FINISHED: tuple[Status, ...] = ("done", "stopped", "failed")
@@ -247,6 +253,7 @@ class TrainingJob:
         self._thread.start()
 
     def _run(self) -> None:
+        lower_thread_priority(int(env_number(TRAINING_NICE_ENV, DEFAULT_TRAINING_NICE, 0)))
         try:
             model = build_model(self.task, self.tokenizer, self.settings.model_settings(), seed=self.settings.seed)
             example = self.task.make_sequences(1, torch.Generator().manual_seed(EXAMPLE_SEED))[:, :-1]  # (1, 2n-1)
@@ -339,6 +346,17 @@ class TrainingJob:
 class NameTakenError(CheckpointError):
     """A checkpoint with this name exists; saving again needs the user's explicit yes."""
 
+
+
+def lower_thread_priority(steps: int) -> None:
+    """Add `steps` (capped at 19) to the calling thread's nice value; silently nothing where that is not possible."""
+    if steps <= 0 or not hasattr(os, "setpriority"):
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
+    except OSError:
+        pass  # a platform without per-thread priorities: training just competes as before
 
 
 def start_job(settings: TrainSettings, owner: str, queue: JobQueue | None = None, **options) -> TrainingJob:

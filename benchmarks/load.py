@@ -583,7 +583,11 @@ async def drive(args: argparse.Namespace, base: str, run: Run, max_runs: int) ->
             await asyncio.sleep(index * args.stagger)
             await s.safely(s.open())
             if index < args.training_runs:
-                await s.safely(s.train(shared))
+                for _attempt in range(3):  # a busy page may hide the Train form from the driver: try again
+                    problems = len(run.problems)
+                    await s.safely(s.train(shared))
+                    if any(t.session == index for t in run.training) or len(run.problems) == problems:
+                        break
             await s.inspect(args.duration)
             shared["done"] += 1
             if shared["done"] == args.sessions:
@@ -791,6 +795,9 @@ def markdown(report: dict) -> str:
         f"**Training** (at most {train['max_runs']} at once)\n\n"
         + (format_table(["session", "queued", "queue wait", "ended"], train_rows) if train_rows else "no runs")
         + f"\n\nClosed tab frees its slot: {json.dumps(train['disconnect'])}",
+        "**Problems** (first 30)\n\n" + ("\n".join(f"- {p['at_s']} s, session {p['session']}, {p['page']}, "
+                                                  f"{p['kind']}: {' '.join(p['detail'][:300].split())}"
+                                                  for p in report["problems"][:30]) or "none"),
     ]
     return "\n\n".join(parts)
 

@@ -248,3 +248,19 @@ def test_default_settings_learn_the_reversal():
     assert final.kind == "done" and final.metrics["second_half_accuracy"] >= 0.99
     assert abs(final.metrics["first_half_accuracy"] - final.metrics["chance"]) < 0.05
     assert time.monotonic() - begin < 300  # generous: shared CI machines are slow; a quiet CPU needs ~15 s
+
+
+def thread_nice(native_id: int) -> int:
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])  # field 19 of proc(5): nice
+
+
+def test_training_threads_run_nicer_than_page_threads(monkeypatch):
+    """Page runs go first (TP_TRAINING_NICE, default 10); the page's own thread keeps its priority."""
+    monkeypatch.setenv("TP_TRAINING_NICE", "7")
+    job = start_job(TrainSettings(**{**TINY.__dict__, "steps": 3000}), "me", JobQueue(max_runs_override=1))
+    wait_until(lambda: len(job.snapshot().events) >= 2)
+    own = thread_nice(threading.get_native_id())
+    assert thread_nice(job._thread.native_id) == min(19, own + 7)
+    job.stop()
+    assert job.wait(60)
