@@ -45,10 +45,9 @@ EXAMPLE_SEED = 1234  # the fixed example whose attention the page shows forming
 # the switch interval (5 ms by default) to get it back whenever the server's threads are busy drawing
 # pages: with the default, a run in the app took 10-20x longer than alone. 1 ms keeps it within ~2x.
 GIL_SWITCH_INTERVAL_S = 0.001
-# Training threads run `nice`r than the threads that draw pages: with two runs going, the load test
-# (benchmarks/RESULTS.md, "Load test") saw page runs take 1 s at the median on the server's own clock.
-# A class notices a slow page at once and a slower training run hardly at all. Linux keeps the nice
-# value per thread, and PyTorch's worker threads started by the training thread inherit it. 0: off.
+# Training threads run `nice`r than the threads that draw pages, so a page run gets a core first: a class
+# notices a slow page at once and a slower training run hardly at all. Linux keeps the nice value per
+# thread, and PyTorch's worker threads started by the training thread inherit it. 0: off.
 TRAINING_NICE_ENV, DEFAULT_TRAINING_NICE = "TP_TRAINING_NICE", 10
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 Status = Literal["new", "queued", "running", "done", "stopped", "failed"]
