@@ -28,7 +28,8 @@ intro(
     "Your models",
     "Models saved on the Train page, or uploaded here, live in the class's folder and appear in the sidebar's "
     "checkpoint list as `user/NAME`. Everyone can open and download them; only the browser session that saved "
-    "a model can replace or delete it (after a reload you are a new session: save under a new name). Upload a checkpoint saved by this app: one `.zip` holding `{CONFIG_FILE}` "
+    "a model can replace or delete it (after a reload you are a new session: save under a new name). "
+    f"Upload a checkpoint saved by this app: one `.zip` holding `{CONFIG_FILE}` "
     f"and `{WEIGHTS_FILE}`, or those two files. Every upload is checked against the model code before it is kept; "
     "PyTorch pickles (`.pt`, `.bin`) are refused, because opening one can run any code hidden in it.",
 )

@@ -388,6 +388,8 @@ def test_page_lists_working_and_broken_models(source, user_dir):
 def test_page_with_no_models_says_so(user_dir):
     at = my_models_page(user_dir)
     assert not at.exception and any("No saved models yet" in i.value for i in at.info)
+    intro = at.markdown[0].value  # the file names are filled in, not left as {PLACEHOLDERS}
+    assert "`config.json`" in intro and "`model.safetensors`" in intro and "{" not in intro
 
 
 def test_page_upload_then_name_taken_then_refused(source, user_dir, tmp_path):

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -66,9 +68,15 @@ def app_url(tmp_path_factory) -> str:
     """Base URL of a fresh `streamlit run app.py`; the server is killed when the module is done."""
     if not SHIPPED:
         pytest.fail("no shipped checkpoints in checkpoints/: the app has nothing to show", pytrace=False)
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = os.environ | {"TP_USER_MODELS": str(tmp_path_factory.mktemp("no_user_models"))}
+    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", env) as base:
+        yield base
+
+
+@contextmanager
+def running_app(log_path: Path, env: dict) -> Iterator[str]:
+    """Base URL of a `streamlit run app.py` with `env`, healthy; its process group is killed on exit."""
+    port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]

@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,7 @@ from model.tasks.reversal import ReversalTask
 from model.tokenizers import SymbolTokenizer
 
 from . import test_app_browser as base
-from .test_app_browser import ROOT, assert_clean_app, open_app, screenshot
+from .test_app_browser import assert_clean_app, open_app, running_app, screenshot
 
 page = base.page  # the offline page that also records failed responses
 
@@ -35,25 +32,9 @@ RUN_TIMEOUT_MS = 60_000
 def server(tmp_path_factory):
     """(base URL, user-models folder) of a fresh server; killed when the module is done."""
     user_dir = tmp_path_factory.mktemp("user_models")
-    port = base.free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=os.environ | {"TP_USER_MODELS": str(user_dir)},
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        base._wait_for_health(url, process, log_path)
+    env = os.environ | {"TP_USER_MODELS": str(user_dir)}
+    with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", env) as url:
         yield url, user_dir
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
