@@ -7,7 +7,8 @@ report can show both. Each run of app.py appends one JSON line:
     {"session": "...", "page": "heatmaps", "start": 1732370000.12, "seconds": 0.184, "end": "ok"}
 
 `end` is "ok", "stop" (st.stop), "rerun" (interrupted by a newer widget change, or st.rerun) or
-"error". Appends from many sessions' threads are serialised by a lock; one short line per run.
+"error". A page's fragment (app_lib.ui.page_fragment) is timed when it reruns on its own, with
+"fragment": true; inside a full run it is part of that run's line. Appends from many sessions' threads are serialised by a lock; one short line per run.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from contextlib import contextmanager
 
 RUN_LOG_ENV = "TP_RUN_LOG"
 _WRITE_LOCK = threading.Lock()
+_TIMING = threading.local()  # .active: a timed_run is open in this thread (each session's script runs in one)
 
 
 @contextmanager
-def timed_run(page: str) -> Iterator[None]:
+def timed_run(page: str, *, fragment: bool = False) -> Iterator[None]:
     """Time the body (one script run) and append it to $TP_RUN_LOG; does nothing when it is unset."""
     path = os.environ.get(RUN_LOG_ENV)
-    if not path:
+    if not path or getattr(_TIMING, "active", False):  # unset, or inside a run already timed (a fragment in a full run)
         yield
         return
     from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -35,6 +37,7 @@ def timed_run(page: str) -> Iterator[None]:
 
     start_wall, start = time.time(), time.perf_counter()
     end = "ok"
+    _TIMING.active = True
     try:
         yield
     except StopException:
@@ -47,9 +50,10 @@ def timed_run(page: str) -> Iterator[None]:
         end = "error"
         raise
     finally:
+        _TIMING.active = False
         context = get_script_run_ctx()
         line = json.dumps({"session": context.session_id if context else None, "page": page,
                            "start": round(start_wall, 3), "seconds": round(time.perf_counter() - start, 4),
-                           "end": end})
+                           "end": end} | ({"fragment": True} if fragment else {}))
         with _WRITE_LOCK, open(path, "a", encoding="utf-8") as log:
             log.write(line + "\n")

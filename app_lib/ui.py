@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from .inputs import Note, code_span
+from .runlog import timed_run
 from .state import Selection
 from .tracing import PreparedTrace, traced
 
@@ -48,3 +50,24 @@ def traced_input(selection: Selection) -> PreparedTrace:
         line += f" · {prepared.answer_label}: {code_span(prepared.answer)}"
     st.markdown(line)
     return prepared
+
+
+def page_fragment(page: str, *, run_every: float | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorator for the part of a page below the sidebar's input: an st.fragment.
+
+    A change to a widget inside it (layer, head, query position...) reruns only this function,
+    on the server and in the browser: not app.py, the sidebar, the intro or the trace. With 20
+    students on one server that is most of the work of a change (benchmarks/RESULTS.md, "Load
+    test"). The function gets what it needs as arguments, fixed at the last full run; a change
+    in the sidebar or a new page is a full run, which calls it afresh. Its own reruns are timed
+    for $TP_RUN_LOG under `page`, marked as fragment runs. `run_every` (seconds) reruns it on a
+    timer as well, as st.fragment does.
+    """
+    def decorate(body: Callable[..., None]) -> Callable[..., None]:
+        @st.fragment(run_every=run_every)
+        @functools.wraps(body)
+        def run(*args, **kwargs) -> None:
+            with timed_run(page, fragment=True):
+                body(*args, **kwargs)
+        return run
+    return decorate

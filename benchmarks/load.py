@@ -688,7 +688,9 @@ def server_run_summary(runs: list[dict]) -> dict:
     """Run time as the server measured it (app.py's sidebar and page), per page, for finished runs.
 
     "rerun" runs were cut short by a newer change of the same student and are counted, not timed;
-    "error" runs ended in an exception inside the script (Streamlit shows it in the page).
+    "error" runs ended in an exception inside the script (Streamlit shows it in the page). A page's
+    fragment rerunning on its own (app_lib.ui.page_fragment: a layer or head change) is a run too,
+    counted apart in "fragment_runs".
     """
     finished = [r for r in runs if r["end"] in ("ok", "stop")]
 
@@ -699,7 +701,8 @@ def server_run_summary(runs: list[dict]) -> dict:
 
     pages = sorted({r["page"] for r in finished})
     return {"overall": row("all", finished), "pages": [row(p, [r for r in finished if r["page"] == p]) for p in pages],
-            "ends": {end: sum(r["end"] == end for r in runs) for end in ("ok", "stop", "rerun", "error")}}
+            "ends": {end: sum(r["end"] == end for r in runs) for end in ("ok", "stop", "rerun", "error")},
+            "fragment_runs": sum(bool(r.get("fragment")) for r in finished)}
 
 
 def memory_timeline(sampler: Sampler, every_s: float = 60.0) -> list[tuple[float, float | None]]:
@@ -754,7 +757,8 @@ def server_runs_table(summary: dict | None) -> str:
     rows = [[r["name"], r["runs"], *(f"{r[k]:.2f} s" for k in ("p50_s", "p95_s", "max_s"))]
             for r in [summary["overall"], *summary["pages"]]]
     ends = ", ".join(f"{k}: {v}" for k, v in summary["ends"].items())
-    return format_table(["page", "runs", "p50", "p95", "max"], rows) + f"\n\nHow runs ended: {ends}"
+    return (format_table(["page", "runs", "p50", "p95", "max"], rows) + f"\n\nHow runs ended: {ends}; "
+            f"of the finished runs, {summary.get('fragment_runs', 0)} reran only a page fragment")
 
 
 def markdown(report: dict) -> str:
@@ -850,8 +854,11 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="tp-load-") as tmp:
         run_log = Path(tmp) / "runs.jsonl"
-        env = os.environ | {"TP_USER_MODELS": str(Path(tmp) / "user_models"),
-                            "TP_TRAINING_HEARTBEAT_S": str(args.heartbeat), "TP_RUN_LOG": str(run_log)}
+        # MALLOC_ARENA_MAX as scripts/serve.sh sets it (unless the caller's environment says otherwise).
+        env = {"MALLOC_ARENA_MAX": "2"} | os.environ | {"TP_USER_MODELS": str(Path(tmp) / "user_models"),
+                                                        "TP_TRAINING_HEARTBEAT_S": str(args.heartbeat),
+                                                        "TP_RUN_LOG": str(run_log)}
+        run.args["malloc_arena_max"] = env["MALLOC_ARENA_MAX"]
         if args.max_runs:
             env["TP_MAX_TRAINING_RUNS"] = str(args.max_runs)
         env.pop("TP_MAX_TRAINING_RUNS", None) if not args.max_runs else None

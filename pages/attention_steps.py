@@ -3,9 +3,16 @@
 import pandas as pd
 import streamlit as st
 
-from app_lib.state import current_selection, url_radio, url_selectbox
-from app_lib.tracing import ATTENTION_KINDS, attention_module, dot_product, dot_product_latex, projection_shapes
-from app_lib.ui import chart, intro, traced_input
+from app_lib.state import Selection, current_selection, url_radio, url_selectbox
+from app_lib.tracing import (
+    ATTENTION_KINDS,
+    PreparedTrace,
+    attention_module,
+    dot_product,
+    dot_product_latex,
+    projection_shapes,
+)
+from app_lib.ui import chart, intro, page_fragment, traced_input
 from viz.figures import (
     plot_attention_input,
     plot_attention_weights,
@@ -26,59 +33,66 @@ intro(
     r"\quad Q_h = X W_Q^{(h)},\ K_h = X W_K^{(g)},\ V_h = X W_V^{(g)},\ g = \lfloor h / (H / H_{kv}) \rfloor",
 )
 prepared = traced_input(selection)
-config = selection.checkpoint.config
 
-kind = url_radio("Attention", prepared.kinds, "attention") if len(prepared.kinds) > 1 else prepared.kinds[0]
-about = ATTENTION_KINDS[kind]
-st.info(f"**{about.title}.** Queries come from {about.queries_from}; keys and values from {about.keys_from}. "
-        f"Mask: {about.mask}.")
-q_labels, k_labels = prepared.query_labels(kind), prepared.key_labels(kind)
-columns = st.columns(4)
-layer = url_selectbox("Layer", range(config.n_layers), "layer", where=columns[0])
-head = url_selectbox("Head", range(config.n_heads), "head", where=columns[1])
-query = url_selectbox("Query position", range(len(q_labels)), "query", index=len(q_labels) - 1, where=columns[2])
-key = url_selectbox("Key position", range(len(k_labels)), "key", where=columns[3])
-att = prepared.attention(kind)[layer]
-st.caption(f"Query {q_labels[query]} · key {k_labels[key]} (outlined in orange below).")
 
-st.subheader("1. X and the weight matrices")
-x_query, x_kv = prepared.attention_inputs(kind, layer)
-st.markdown(f"X has one row per token: T = {len(q_labels)} rows × d_model = {config.d_model} columns"
-            + (f"; the encoder output it reads has S = {len(k_labels)} rows." if kind == "cross" else ".")
-            + f" d_head = d_model / H = {config.d_model} / {config.n_heads} = {config.d_head}.")
-st.table(pd.DataFrame(projection_shapes(attention_module(selection.checkpoint, kind, layer))).set_index("matrix"))
-chart(plot_attention_input(x_query, x_kv, q_labels, k_labels, cross=kind == "cross"), "attention_input")
+@page_fragment("attention_steps")
+def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
+    """Everything below the input: a layer, head or position change reruns only this (app_lib.ui.page_fragment)."""
+    config = selection.checkpoint.config
+    kind = url_radio("Attention", prepared.kinds, "attention") if len(prepared.kinds) > 1 else prepared.kinds[0]
+    about = ATTENTION_KINDS[kind]
+    st.info(f"**{about.title}.** Queries come from {about.queries_from}; keys and values from {about.keys_from}. "
+            f"Mask: {about.mask}.")
+    q_labels, k_labels = prepared.query_labels(kind), prepared.key_labels(kind)
+    columns = st.columns(4)
+    layer = url_selectbox("Layer", range(config.n_layers), "layer", where=columns[0])
+    head = url_selectbox("Head", range(config.n_heads), "head", where=columns[1])
+    query = url_selectbox("Query position", range(len(q_labels)), "query", index=len(q_labels) - 1, where=columns[2])
+    key = url_selectbox("Key position", range(len(k_labels)), "key", where=columns[3])
+    att = prepared.attention(kind)[layer]
+    st.caption(f"Query {q_labels[query]} · key {k_labels[key]} (outlined in orange below).")
 
-st.subheader("2. Q, K and V")
-group = config.n_heads // config.n_kv_heads
-st.markdown(f"Head {head} reads key/value head {head // group}"
-            + (f" (shared by {group} query heads: {config.n_kv_heads} K/V heads for {config.n_heads} "
-               f"query heads)." if group > 1 else " (one K/V head per query head: multi-head attention)."))
-chart(plot_qkv(att, head, q_labels, k_labels, query, key), "q_k_v")
+    st.subheader("1. X and the weight matrices")
+    x_query, x_kv = prepared.attention_inputs(kind, layer)
+    st.markdown(f"X has one row per token: T = {len(q_labels)} rows × d_model = {config.d_model} columns"
+                + (f"; the encoder output it reads has S = {len(k_labels)} rows." if kind == "cross" else ".")
+                + f" d_head = d_model / H = {config.d_model} / {config.n_heads} = {config.d_head}.")
+    st.table(pd.DataFrame(projection_shapes(attention_module(selection.checkpoint, kind, layer))).set_index("matrix"))
+    chart(plot_attention_input(x_query, x_kv, q_labels, k_labels, cross=kind == "cross"), "attention_input")
 
-st.subheader("3. Scores: QKᵀ, scaled by √d_head, then masked")
-st.markdown(f"Dividing by √d_head = √{config.d_head} keeps the scores from growing with the head size, so the "
-            "softmax does not saturate. Masked cells (grey) become −∞: after the softmax their weight is "
-            "exactly 0, so they are drawn as masked, not as a small number.")
-chart(plot_scores(att, head, q_labels, k_labels, query, key), "scores")
+    st.subheader("2. Q, K and V")
+    group = config.n_heads // config.n_kv_heads
+    st.markdown(f"Head {head} reads key/value head {head // group}"
+                + (f" (shared by {group} query heads: {config.n_kv_heads} K/V heads for {config.n_heads} "
+                   f"query heads)." if group > 1 else " (one K/V head per query head: multi-head attention)."))
+    chart(plot_qkv(att, head, q_labels, k_labels, query, key), "q_k_v")
 
-st.subheader("4. Softmax: each row becomes weights that sum to 1")
-st.latex(r"w_{ij} = \frac{e^{s_{ij}}}{\sum_{j' \text{ allowed}} e^{s_{ij'}}}")
-chart(plot_attention_weights(att, head, q_labels, k_labels, "Attention weights (rows: queries, columns: keys)",
-                             query, key), "weights")
+    st.subheader("3. Scores: QKᵀ, scaled by √d_head, then masked")
+    st.markdown(f"Dividing by √d_head = √{config.d_head} keeps the scores from growing with the head size, so the "
+                "softmax does not saturate. Masked cells (grey) become −∞: after the softmax their weight is "
+                "exactly 0, so they are drawn as masked, not as a small number.")
+    chart(plot_scores(att, head, q_labels, k_labels, query, key), "scores")
 
-st.subheader("5. Weights × V")
-chart(plot_head_output(att, head, q_labels, query), "head_output")
+    st.subheader("4. Softmax: each row becomes weights that sum to 1")
+    st.latex(r"w_{ij} = \frac{e^{s_{ij}}}{\sum_{j' \text{ allowed}} e^{s_{ij'}}}")
+    chart(plot_attention_weights(att, head, q_labels, k_labels, "Attention weights (rows: queries, columns: keys)",
+                                 query, key), "weights")
 
-st.subheader("6. Concatenate the heads, project with W_O")
-chart(plot_concat_output(att, q_labels, query), "concat_output")
+    st.subheader("5. Weights × V")
+    chart(plot_head_output(att, head, q_labels, query), "head_output")
 
-st.subheader(f"7. Where the score of query {q_labels[query]} and key {k_labels[key]} comes from")
-dp = dot_product(att, head, query, key)
-st.latex(dot_product_latex(dp))
-if dp.allowed:
-    st.markdown(f"After the mask and the softmax over the row this cell gets weight **{dp.weight:.4f}**.")
-else:
-    st.markdown("This cell is **masked**: its score is replaced by −∞, so its weight is 0 whatever q · k is.")
-chart(plot_dot_product(dp.q, dp.k, f"q of {q_labels[query]} (head {head}) and k of {k_labels[key]} "
-                                   f"(kv head {dp.kv_head})"), "dot_product")
+    st.subheader("6. Concatenate the heads, project with W_O")
+    chart(plot_concat_output(att, q_labels, query), "concat_output")
+
+    st.subheader(f"7. Where the score of query {q_labels[query]} and key {k_labels[key]} comes from")
+    dp = dot_product(att, head, query, key)
+    st.latex(dot_product_latex(dp))
+    if dp.allowed:
+        st.markdown(f"After the mask and the softmax over the row this cell gets weight **{dp.weight:.4f}**.")
+    else:
+        st.markdown("This cell is **masked**: its score is replaced by −∞, so its weight is 0 whatever q · k is.")
+    chart(plot_dot_product(dp.q, dp.k, f"q of {q_labels[query]} (head {head}) and k of {k_labels[key]} "
+                                       f"(kv head {dp.kv_head})"), "dot_product")
+
+
+attention_steps(selection, prepared)

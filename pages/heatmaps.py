@@ -3,9 +3,9 @@
 import streamlit as st
 
 from app_lib.bertviz_views import bertviz_views
-from app_lib.state import current_selection, url_radio, url_selectbox, url_toggle
-from app_lib.tracing import ATTENTION_KINDS
-from app_lib.ui import chart, intro, traced_input
+from app_lib.state import Selection, current_selection, url_radio, url_selectbox, url_toggle
+from app_lib.tracing import ATTENTION_KINDS, PreparedTrace
+from app_lib.ui import chart, intro, page_fragment, traced_input
 from viz.figures import plot_attention_weights, plot_head_grid, plot_layer_grid
 
 selection = current_selection()
@@ -18,38 +18,45 @@ intro(
     r"\in \mathbb{R}^{T \times T_k}, \quad \ell = 0 \dots n_{layers}-1,\ h = 0 \dots H-1",
 )
 prepared = traced_input(selection)
-config = selection.checkpoint.config
 
-kind = url_radio("Attention", prepared.kinds, "attention") if len(prepared.kinds) > 1 else prepared.kinds[0]
-about = ATTENTION_KINDS[kind]
-st.caption(f"{about.title}: queries from {about.queries_from}, keys and values from {about.keys_from}.")
-columns = st.columns(3)
-layer = url_selectbox("Layer", range(config.n_layers), "layer", where=columns[0])
-head = url_selectbox("Head", range(config.n_heads), "head", where=columns[1])
-all_layers = url_toggle("Show all layers", "all_layers", where=columns[2])
-attentions = prepared.attention(kind)
-q_labels, k_labels = prepared.query_labels(kind), prepared.key_labels(kind)
 
-chart(plot_head_grid(attentions[layer], q_labels, k_labels,
-                     f"Layer {layer}: all {config.n_heads} heads (head {head} in orange)", highlight_head=head),
-      "layer_heads")
-chart(plot_attention_weights(attentions[layer], head, q_labels, k_labels, f"Layer {layer}, head {head}"),
-      "one_head")
-with st.container():  # always there, so the toggle does not shift (and redraw) the views below
-    if all_layers:
-        chart(plot_layer_grid(attentions, q_labels, k_labels,
-                              f"All {config.n_layers} layers × {config.n_heads} heads"), "all_layers")
+@page_fragment("heatmaps")
+def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
+    """Everything below the input: a layer or head change reruns only this (app_lib.ui.page_fragment)."""
+    config = selection.checkpoint.config
+    kind = url_radio("Attention", prepared.kinds, "attention") if len(prepared.kinds) > 1 else prepared.kinds[0]
+    about = ATTENTION_KINDS[kind]
+    st.caption(f"{about.title}: queries from {about.queries_from}, keys and values from {about.keys_from}.")
+    columns = st.columns(3)
+    layer = url_selectbox("Layer", range(config.n_layers), "layer", where=columns[0])
+    head = url_selectbox("Head", range(config.n_heads), "head", where=columns[1])
+    all_layers = url_toggle("Show all layers", "all_layers", where=columns[2])
+    attentions = prepared.attention(kind)
+    q_labels, k_labels = prepared.query_labels(kind), prepared.key_labels(kind)
 
-st.subheader("bertviz: the same attention as lines")
-views = bertviz_views(selection.entry.name, selection.text, layer, head)
-st.markdown("**Head view.** Hover over a token to see where it looks; the colours are heads (click the squares "
-            "to switch heads on and off), the layer menu changes layer. "
-            + ("The *Attention* menu switches between encoder, decoder and cross-attention."
-               if prepared.architecture == "transformer" else ""))
-st.iframe(views.head_html, height=views.head_height)
-st.download_button("Download the head view (HTML, works offline)", views.head_html,
-                   file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:")
-st.markdown("**Model view.** Every layer (rows) and head (columns) at once; click a thumbnail to enlarge it.")
-st.iframe(views.model_html, height=views.model_height)
-st.download_button("Download the model view (HTML, works offline)", views.model_html,
-                   file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:")
+    chart(plot_head_grid(attentions[layer], q_labels, k_labels,
+                         f"Layer {layer}: all {config.n_heads} heads (head {head} in orange)", highlight_head=head),
+          "layer_heads")
+    chart(plot_attention_weights(attentions[layer], head, q_labels, k_labels, f"Layer {layer}, head {head}"),
+          "one_head")
+    with st.container():  # always there, so the toggle does not shift (and redraw) the views below
+        if all_layers:
+            chart(plot_layer_grid(attentions, q_labels, k_labels,
+                                  f"All {config.n_layers} layers × {config.n_heads} heads"), "all_layers")
+
+    st.subheader("bertviz: the same attention as lines")
+    views = bertviz_views(selection.entry.name, selection.text, layer, head)
+    st.markdown("**Head view.** Hover over a token to see where it looks; the colours are heads (click the squares "
+                "to switch heads on and off), the layer menu changes layer. "
+                + ("The *Attention* menu switches between encoder, decoder and cross-attention."
+                   if prepared.architecture == "transformer" else ""))
+    st.iframe(views.head_html, height=views.head_height)
+    st.download_button("Download the head view (HTML, works offline)", views.head_html,
+                       file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:")
+    st.markdown("**Model view.** Every layer (rows) and head (columns) at once; click a thumbnail to enlarge it.")
+    st.iframe(views.model_html, height=views.model_height)
+    st.download_button("Download the model view (HTML, works offline)", views.model_html,
+                       file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:")
+
+
+heatmaps(selection, prepared)

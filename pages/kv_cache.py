@@ -6,7 +6,7 @@ from app_lib.checkpoints import version_of
 from app_lib.inputs import code_span, read_input
 from app_lib.state import current_selection
 from app_lib.tracing import display_token, token_labels
-from app_lib.ui import chart, intro, show_notes
+from app_lib.ui import chart, intro, page_fragment, show_notes
 from model.generation_trace import session_for
 from model.kv_math import attention_kind, cache_bytes, format_bytes
 from viz.figures_generation import (
@@ -36,12 +36,12 @@ if not model_input.ok:
     st.stop()
 seq2seq = checkpoint.architecture == "transformer"
 
-controls = st.columns([2, 2, 1, 1, 1])
+controls = st.columns([2, 2, 1, 1])
 temperature = controls[0].slider("Temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.1, key="kv_temperature")
 top_k = controls[1].number_input("Top-k (0 = all tokens)", 0, tokenizer.vocab_size, 0, key="kv_top_k")
-autoplay = controls[4].toggle("Autoplay", key="kv_autoplay")
+autoplay = controls[3].toggle("Autoplay", key="kv_autoplay")
 key = (name, version_of(name), model_input.ids)
-controls[3].button("Reset", key="kv_reset", help="Start again from the prompt.",
+controls[2].button("Reset", key="kv_reset", help="Start again from the prompt.",
                    on_click=lambda: st.session_state.pop(SESSION_KEY, None))
 if st.session_state.get(SESSION_KEY, (None,))[0] != key:
     session = session_for(checkpoint, model_input.ids)
@@ -55,11 +55,11 @@ def advance() -> None:
         session.step(temperature, top_k or None)
 
 
-controls[2].button("Next token", on_click=advance, type="primary", key="kv_next", disabled=session.finished)
-
-
-@st.fragment(run_every=0.8 if autoplay and not session.finished else None)
+# A fragment: "Next token", the layer and the autoplay timer rerun only this part of the page
+# (app_lib.ui.page_fragment, here with its timer); the controls above change the whole page.
+@page_fragment("kv_cache", run_every=0.8 if autoplay and not session.finished else None)
 def generation_view() -> None:
+    """The generation so far, one step's attention and the cache; reruns on its own at each step."""
     if autoplay and not session.finished:
         advance()
         if session.finished:
@@ -70,8 +70,11 @@ def generation_view() -> None:
     labels = token_labels(fed_tokens)
     source = f"Source {code_span(tokenizer.decode(list(session.source_ids)))} · " if seq2seq else ""
     new_text = " ".join(code_span(display_token(tokenizer.id_to_token(i))) for i in session.generated)
-    st.markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
-                + (" · **finished** (context full or end token)" if session.finished else ""))
+    step_row = st.columns([1, 5], vertical_alignment="center")
+    step_row[0].button("Next token", on_click=advance, type="primary", key="kv_next", disabled=session.finished,
+                       width="stretch")
+    step_row[1].markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
+                         + (" · **finished** (context full or end token)" if session.finished else ""))
     chart(plot_next_token(last.probabilities, vocabulary, last.chosen,
                           title=f"Step {last.index}: the next token is drawn from"), "next_token")
 

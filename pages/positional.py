@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_lib.state import current_selection, url_slider
 from app_lib.tracing import positional_table
-from app_lib.ui import chart, intro, traced_input
+from app_lib.ui import chart, intro, page_fragment, traced_input
 from model import sinusoidal_table
 from viz.figures_embeddings import (
     plot_embedding_sum,
@@ -24,27 +24,34 @@ intro(
     r"PE_{(pos,\,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_{model}}}\right)",
 )
 
-st.subheader("1. The sinusoidal table")
-left, right = st.columns(2)
-length = url_slider("Length (positions)", "length", min_value=4, max_value=256, default=64, where=left)
-d_model = url_slider("d_model", "d_model", min_value=8, max_value=512, default=128, step=8, where=right)
-table = sinusoidal_table(length, d_model)  # (length, d_model)
-chart(plot_positional_matrix(table, f"Sinusoidal encodings: {length} positions × d_model = {d_model}"),
-      "sinusoidal_table")
 
-st.subheader("2. Each dimension is a wave")
-st.markdown("Dimension pairs (2i, 2i+1) are a sine and a cosine of the same frequency, which falls as i grows: "
-            "the first dimensions change at every step, the last ones hardly at all, like the hands of a clock.")
-dims = st.multiselect("Dimensions to draw", list(range(d_model)),
-                      default=[d for d in (0, 1, 6, 16, 40) if d < d_model])
-chart(plot_positional_curves(table, dims), "sinusoidal_curves")
+@page_fragment("positional")
+def sinusoidal_sections() -> None:
+    """Sections 1-3 depend only on their own sliders: moving one reruns only this (app_lib.ui.page_fragment)."""
+    st.subheader("1. The sinusoidal table")
+    left, right = st.columns(2)
+    length = url_slider("Length (positions)", "length", min_value=4, max_value=256, default=64, where=left)
+    d_model = url_slider("d_model", "d_model", min_value=8, max_value=512, default=128, step=8, where=right)
+    table = sinusoidal_table(length, d_model)  # (length, d_model)
+    chart(plot_positional_matrix(table, f"Sinusoidal encodings: {length} positions × d_model = {d_model}"),
+          "sinusoidal_table")
 
-st.subheader("3. Nearby positions look alike")
-st.markdown("The dot product of two encodings depends only on the distance between the positions, not on "
-            "where they are: the bands run parallel to the diagonal. That is how the model can read "
-            "relative distance.")
-st.latex(r"PE_i \cdot PE_j = \sum_{k} \cos\!\big(\omega_k\,(i - j)\big), \qquad \omega_k = 10000^{-2k/d_{model}}")
-chart(plot_position_similarity(table, f"PE[i] · PE[j] for {length} positions"), "position_similarity")
+    st.subheader("2. Each dimension is a wave")
+    st.markdown("Dimension pairs (2i, 2i+1) are a sine and a cosine of the same frequency, which falls as i grows: "
+                "the first dimensions change at every step, the last ones hardly at all, like the hands of a clock.")
+    dims = st.multiselect("Dimensions to draw", list(range(d_model)),
+                          default=[d for d in (0, 1, 6, 16, 40) if d < d_model])
+    chart(plot_positional_curves(table, dims), "sinusoidal_curves")
+
+    st.subheader("3. Nearby positions look alike")
+    st.markdown("The dot product of two encodings depends only on the distance between the positions, not on "
+                "where they are: the bands run parallel to the diagonal. That is how the model can read "
+                "relative distance.")
+    st.latex(r"PE_i \cdot PE_j = \sum_{k} \cos\!\big(\omega_k\,(i - j)\big), \qquad \omega_k = 10000^{-2k/d_{model}}")
+    chart(plot_position_similarity(table, f"PE[i] · PE[j] for {length} positions"), "position_similarity")
+
+
+sinusoidal_sections()
 
 st.subheader(f"4. In {selection.entry.name}: token + position")
 config = selection.checkpoint.config

@@ -224,6 +224,7 @@ def test_entry_command_serves_the_app_and_passes_its_healthcheck(tmp_path):
     port = free_port()
     user_models = tmp_path / "volume" / "user_models"  # missing: serve.sh creates it
     env = container_env(port, user_models)
+    env.pop("MALLOC_ARENA_MAX", None)  # serve.sh's own default applies
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen(entry_command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -234,6 +235,8 @@ def test_entry_command_serves_the_app_and_passes_its_healthcheck(tmp_path):
         status, page = fetch(f"{base}/")
         assert status == 200 and "<title>Streamlit</title>" in page and '<div id="root">' in page
         assert user_models.is_dir(), "serve.sh should create the TP_USER_MODELS folder"
+        server_env = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")  # serve.sh execs streamlit
+        assert b"MALLOC_ARENA_MAX=2" in server_env, "serve.sh should limit glibc's malloc arenas"
         health = subprocess.run(healthcheck_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=10)
         assert health.returncode == 0, f"HEALTHCHECK failed on a healthy server:\n{health.stderr}"
     finally:

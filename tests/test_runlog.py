@@ -40,3 +40,20 @@ def test_each_run_is_one_line_with_how_it_ended(tmp_path, monkeypatch):
     assert summary["overall"]["runs"] == 2  # ok and stop are timed; a rerun was cut short, an error counted
     assert summary["ends"] == {"ok": 1, "stop": 1, "rerun": 1, "error": 1}
     assert [p["name"] for p in summary["pages"]] == ["heatmaps", "train"]
+
+
+def test_a_fragment_inside_a_timed_run_is_part_of_that_run(tmp_path, monkeypatch):
+    """app.py times the full run; a page fragment only writes its own line when it reruns alone."""
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv(RUN_LOG_ENV, str(log))
+    with timed_run("heatmaps"):
+        with timed_run("heatmaps", fragment=True):  # the fragment's first run, inside the full run
+            pass
+    with timed_run("heatmaps", fragment=True):  # a head change: the fragment alone
+        pass
+    with pytest.raises(StopException), timed_run("heatmaps"):  # the flag is cleared after an exception too
+        raise StopException()
+    runs = lines(log)
+    assert [(r["page"], r.get("fragment", False), r["end"]) for r in runs] == [
+        ("heatmaps", False, "ok"), ("heatmaps", True, "ok"), ("heatmaps", False, "stop")]
+    assert server_run_summary(runs)["fragment_runs"] == 1

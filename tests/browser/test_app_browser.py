@@ -8,6 +8,7 @@ docs/screenshots/ for the README.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -64,13 +65,19 @@ SHIPPED = shipped_checkpoints()
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory) -> str:
-    """Base URL of a fresh `streamlit run app.py`; the server is killed when the module is done."""
+def app_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """Base URL of a fresh `streamlit run app.py` and its $TP_RUN_LOG; the server is killed when the module is done."""
     if not SHIPPED:
         pytest.fail("no shipped checkpoints in checkpoints/: the app has nothing to show", pytrace=False)
-    env = os.environ | {"TP_USER_MODELS": str(tmp_path_factory.mktemp("no_user_models"))}
+    run_log = tmp_path_factory.mktemp("run_log") / "runs.jsonl"
+    env = os.environ | {"TP_USER_MODELS": str(tmp_path_factory.mktemp("no_user_models")), "TP_RUN_LOG": str(run_log)}
     with running_app(tmp_path_factory.mktemp("streamlit") / "server.log", env) as base:
-        yield base
+        yield base, run_log
+
+
+@pytest.fixture(scope="module")
+def app_url(app_server) -> str:
+    return app_server[0]
 
 
 @contextmanager
@@ -267,3 +274,28 @@ def test_readme_screenshots(app_url, page, artifacts_dir):
         folder.mkdir(parents=True, exist_ok=True)
         for file_name, png in shots.items():
             (folder / (file_name if folder == DOCS_SCREENSHOTS else f"readme_{file_name}")).write_bytes(png)
+
+
+def run_log_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("path", ["heatmaps", "attention_steps"])
+def test_a_head_change_reruns_only_the_page_fragment(app_server, page, browser_log, path):
+    """app_lib.ui.page_fragment: a head change runs the part below the input, not app.py and the sidebar."""
+    base, run_log = app_server
+    open_app(page, f"{base}/{path}", charts=PAGES[path])
+    opened = run_log_lines(run_log)
+    assert opened and opened[-1]["page"] == path and not opened[-1].get("fragment")  # opening is a full run
+    head = page.get_by_role("combobox", name="Head")
+    head.click()
+    page.get_by_role("option", name="1", exact=True).click()
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while len(run_log_lines(run_log)) == len(opened) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    page.wait_for_timeout(1000)  # any further run the change caused is logged by now
+    changed = run_log_lines(run_log)[len(opened):]
+    assert changed, "the head change ran nothing on the server"
+    assert all(r["page"] == path and r.get("fragment") and r["end"] == "ok" for r in changed), changed
+    assert head.input_value() == "1"
+    assert_clean_app(page, browser_log)
