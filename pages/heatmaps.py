@@ -51,12 +51,17 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
                 + ("The *Attention* menu switches between encoder, decoder and cross-attention."
                    if prepared.architecture == "transformer" else ""))
     st.iframe(views.head_html, height=views.head_height)
-    st.download_button("Download the head view (HTML, works offline)", views.head_html,
-                       file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:")
+    # The HTML is handed over when the button is pressed (a callable), not stored per session and run:
+    # inside this fragment, stored files raced with its reruns (a 404 in the load test), and each
+    # student's copy took memory.
+    st.download_button("Download the head view (HTML, works offline)", lambda html=views.head_html: html,
+                       file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:",
+                       on_click="ignore")
     st.markdown("**Model view.** Every layer (rows) and head (columns) at once; click a thumbnail to enlarge it.")
     st.iframe(views.model_html, height=views.model_height)
-    st.download_button("Download the model view (HTML, works offline)", views.model_html,
-                       file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:")
+    st.download_button("Download the model view (HTML, works offline)", lambda html=views.model_html: html,
+                       file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:",
+                       on_click="ignore")
 
 
 heatmaps(selection, prepared)

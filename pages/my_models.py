@@ -55,7 +55,16 @@ def upload() -> None:
         st.session_state[RESULT_KEY] = ("saved", installed.name, typed.strip(), installed.ignored)
 
 
-def show_result(result: tuple) -> None:
+def show_delete_result(result: tuple) -> None:
+    """What became of the last delete: done, or refused and why."""
+    kind, detail = result
+    if kind == "deleted":
+        st.success(f"Deleted {code_span('user/' + detail)}.")
+    else:
+        st.error(f"Not deleted: {detail}")
+
+
+def show_upload_result(result: tuple) -> None:
     """What became of the last upload: saved (under which name), name taken, or refused and why."""
     kind, *details = result
     if kind == "error":
@@ -65,10 +74,6 @@ def show_result(result: tuple) -> None:
         st.error(f"Not uploaded: {code_span(name)} was saved by someone else (another browser session), and only "
                  f"its owner can replace it. The name field now offers {code_span(suggestion)}: press **Upload** "
                  "to use it, or type another name.")
-    elif kind == "deleted":
-        st.success(f"Deleted {code_span('user/' + details[0])}.")
-    elif kind == "delete_failed":
-        st.error(f"Not deleted: {details[0]}")
     elif kind == "taken":
         name, suggestion = details
         st.warning(f"You already have a model called {code_span(name)}. The name field now offers "
@@ -119,7 +124,7 @@ def model_row(entry: CheckpointEntry, owner: str) -> None:
 
 st.subheader("Saved models")
 if DELETE_RESULT_KEY in st.session_state:
-    show_result(st.session_state.pop(DELETE_RESULT_KEY))
+    show_delete_result(st.session_state.pop(DELETE_RESULT_KEY))
 saved = [e for e in list_checkpoints() if e.source == "user"]
 if saved:
     owner = session_owner()
@@ -138,4 +143,4 @@ with st.form("upload_form"):
     st.checkbox("Replace a model of mine with the same name", key=REPLACE_KEY)
     st.form_submit_button("Upload", type="primary", on_click=upload)
 if RESULT_KEY in st.session_state:
-    show_result(st.session_state.pop(RESULT_KEY))
+    show_upload_result(st.session_state.pop(RESULT_KEY))

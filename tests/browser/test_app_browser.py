@@ -219,8 +219,13 @@ def test_heatmaps_page_draws_bertviz_offline(app_url, page, browser_log, artifac
     head_view.locator("#vis svg line").first.wait_for(state="attached", timeout=20_000)
     model_view.locator("#vis svg").first.wait_for(state="attached", timeout=20_000)
     assert head_view.locator("#vis svg text").count() > 0
-    assert page.get_by_role("button", name=re.compile("Download the head view")).is_visible()
-    assert page.get_by_role("button", name=re.compile("Download the model view")).is_visible()
+    for view in ("head", "model"):
+        with page.expect_download(timeout=30_000) as download:
+            page.get_by_role("button", name=re.compile(f"Download the {view} view")).click()
+        assert download.value.suggested_filename.endswith(f"-{view}-view.html")
+        html = Path(download.value.path()).read_text(encoding="utf-8")
+        assert "<svg" in html or "d3" in html, html[:300]
+        assert not re.search(r"<script[^>]+src=[\"']https?:", html), "the download must work offline"
     assert_clean_app(page, browser_log)
 
 
