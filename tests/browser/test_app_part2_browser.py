@@ -15,7 +15,8 @@ import pytest
 from . import test_app_browser as base
 from .test_app_browser import SHIPPED, assert_clean_app, open_app, screenshot
 
-app_url, page = base.app_url, base.page  # the server and the offline page, shared with test_app_browser.py
+# The server (with its run log) and the offline page, shared with test_app_browser.py.
+app_server, app_url, page = base.app_server, base.app_url, base.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 GPTS = [c["name"] for c in SHIPPED if c["architecture"] == "gpt"]
