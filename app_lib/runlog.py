@@ -8,7 +8,8 @@ report can show both. Each run of app.py appends one JSON line:
 
 `end` is "ok", "stop" (st.stop), "rerun" (interrupted by a newer widget change, or st.rerun) or
 "error". A page's fragment (app_lib.ui.page_fragment) is timed when it reruns on its own, with
-"fragment": true; inside a full run it is part of that run's line. Appends from many sessions' threads are serialised by a lock; one short line per run.
+"fragment": true; inside a full run it is part of that run's line. Appends from many sessions'
+threads are serialised by a lock; one short line per run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _TIMING = threading.local()  # .active: a timed_run is open in this thread (each
 def timed_run(page: str, *, fragment: bool = False) -> Iterator[None]:
     """Time the body (one script run) and append it to $TP_RUN_LOG; does nothing when it is unset."""
     path = os.environ.get(RUN_LOG_ENV)
-    if not path or getattr(_TIMING, "active", False):  # unset, or inside a run already timed (a fragment in a full run)
+    if not path or getattr(_TIMING, "active", False):  # unset, or a fragment inside a run already timed
         yield
         return
     from streamlit.runtime.scriptrunner import get_script_run_ctx
