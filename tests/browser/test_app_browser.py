@@ -287,7 +287,8 @@ def run_log_lines(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("path", ["heatmaps", "attention_steps"])
 def test_a_head_change_reruns_only_the_page_fragment(app_server, page, browser_log, path):
-    """app_lib.ui.page_fragment: a head change runs the part below the input, not app.py and the sidebar."""
+    """app_lib.ui.page_fragment: a head change runs the part below the input, not app.py and the sidebar,
+    and every chart then shows the new head."""
     base, run_log = app_server
     open_app(page, f"{base}/{path}", charts=PAGES[path])
     opened = run_log_lines(run_log)
@@ -304,3 +305,17 @@ def test_a_head_change_reruns_only_the_page_fragment(app_server, page, browser_l
     assert all(r["page"] == path and r.get("fragment") and r["end"] == "ok" for r in changed), changed
     assert head.input_value() == "1"
     assert_clean_app(page, browser_log)
+    # What the browser draws, not only what the server sent: the same number of charts, and every
+    # chart title that names a head names head 1. (A chart that keeps its element id across a figure
+    # change keeps showing its first figure in Streamlit 1.67's frontend: this caught that.)
+    script = ("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+              ".map(p => JSON.stringify((p.layout || {}).title || ''))")
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while True:
+        titles = page.evaluate(script)
+        heads = {int(n) for title in titles for n in re.findall(r"head (\d+)", title)}
+        if (len(titles) == PAGES[path] and heads == {1}) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(titles) == PAGES[path], titles
+    assert heads == {1}, titles
