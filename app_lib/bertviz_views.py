@@ -40,33 +40,69 @@ class BertvizViews:
 
 def build_views(prepared: PreparedTrace, name: str, layer: int, head: int) -> BertvizViews:
     """Head view opened on (layer, head) and the model view of every layer and head."""
+    head_doc, head_height = build_head_view(prepared, name, layer, head)
+    model_doc, model_height = build_model_view(prepared, name)
+    return BertvizViews(head_doc, model_doc, head_height, model_height, re.sub(r"[^A-Za-z0-9_-]+", "_", name))
+
+
+def _tokens(prepared: PreparedTrace) -> tuple[list[str], list[str]]:
+    """Source and target tokens as bertviz shows them (the same list twice for a GPT)."""
+    source = [display_token(t) for t in prepared.tokens]
+    target = source if prepared.architecture == "gpt" else [display_token(t) for t in prepared.target_tokens]
+    return source, target
+
+
+def _encoder_decoder_parts(prepared: PreparedTrace) -> list[list]:
+    """Encoder, decoder and cross-attention weights, each per layer (1, H, T_q, T_k)."""
+    return [[a.weights for a in prepared.attention(kind)] for kind in ("encoder", "decoder", "cross")]
+
+
+def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int) -> tuple[str, int]:
+    """The head view opened on (layer, head), and an iframe height that fits it."""
     title = f"{name}: layer {layer}, head {head} selected"
+    source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
         attention = [a.weights for a in prepared.attention("self")]  # per layer (1, H, T, T)
-        tokens = [display_token(t) for t in prepared.tokens]
-        head_doc = head_view_html(attention, tokens, layer=layer, heads=[head], title=title)
-        model_doc = model_view_html(attention, tokens, title=f"{name}: every layer and head")
-        longest = len(tokens)
+        document = head_view_html(attention, source, layer=layer, heads=[head], title=title)
     else:
-        parts = [[a.weights for a in prepared.attention(kind)] for kind in ("encoder", "decoder", "cross")]
-        source = [display_token(t) for t in prepared.tokens]
-        target = [display_token(t) for t in prepared.target_tokens]
-        head_doc = head_view_html_encoder_decoder(*parts, source, target, layer=layer, heads=[head], title=title)
-        model_doc = model_view_html_encoder_decoder(*parts, source, target, title=f"{name}: every layer and head")
-        longest = max(len(source), len(target))
+        document = head_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, layer=layer,
+                                                  heads=[head], title=title)
+    longest = max(len(source), len(target))
+    return document, int(HEAD_ROW_PX * longest + HEAD_EXTRA_PX)
+
+
+def build_model_view(prepared: PreparedTrace, name: str) -> tuple[str, int]:
+    """The model view of every layer and head, and an iframe height that fits it."""
+    title = f"{name}: every layer and head"
+    source, target = _tokens(prepared)
+    if prepared.architecture == "gpt":
+        attention = [a.weights for a in prepared.attention("self")]  # per layer (1, H, T, T)
+        document = model_view_html(attention, source, title=title)
+    else:
+        document = model_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, title=title)
+    longest = max(len(source), len(target))
     first = prepared.attention(prepared.kinds[0])
     n_layers, n_heads = len(first), first[0].weights.shape[1]
     thumbnails = n_layers * (longest * 7 * 12 / n_heads + 10) + 38
     model_height = max(thumbnails, longest * MODEL_DETAIL_ROW_PX + 80) + MODEL_EXTRA_PX
-    return BertvizViews(head_doc, model_doc, int(HEAD_ROW_PX * longest + HEAD_EXTRA_PX), int(model_height),
-                        re.sub(r"[^A-Za-z0-9_-]+", "_", name))
+    return document, int(model_height)
 
 
-@st.cache_data(show_spinner="Building the bertviz views...", max_entries=32)
-def _views_cached(name: str, version: tuple, text: str, layer: int, head: int) -> BertvizViews:
-    return build_views(traced(name, text), name, layer, head)
+# Two caches: the model view does not depend on the layer and head, so it is kept once per input
+# instead of once per (input, layer, head). Each document is about 0.45 MB (the vendored scripts).
+@st.cache_data(show_spinner="Building the bertviz head view...", max_entries=32)
+def _head_view_cached(name: str, version: tuple, text: str, layer: int, head: int) -> tuple[str, int]:
+    return build_head_view(traced(name, text), name, layer, head)
+
+
+@st.cache_data(show_spinner="Building the bertviz model view...", max_entries=16)
+def _model_view_cached(name: str, version: tuple, text: str) -> tuple[str, int]:
+    return build_model_view(traced(name, text), name)
 
 
 def bertviz_views(name: str, text: str, layer: int, head: int) -> BertvizViews:
     """Cached views for a listed checkpoint's trace of text (the trace must be ok)."""
-    return _views_cached(name, version_of(name), text, layer, head)
+    version = version_of(name)
+    head_doc, head_height = _head_view_cached(name, version, text, layer, head)
+    model_doc, model_height = _model_view_cached(name, version, text)
+    return BertvizViews(head_doc, model_doc, head_height, model_height, re.sub(r"[^A-Za-z0-9_-]+", "_", name))

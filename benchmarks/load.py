@@ -15,10 +15,11 @@ Everything random comes from one seeded RNG per session (`--seed`).
 
 Training. The first `--training-runs` sessions begin on the Train page and start a run of
 `--train-steps` steps; the queue wait is the time from the click on *Start training* until the page
-shows the run training. When there are more runs than slots, session 0 closes its tab
-`--leave-after` seconds into its run (the server is given $TP_TRAINING_HEARTBEAT_S = `--heartbeat`)
-and the report says whether a waiting run started while every other run was still training, i.e.
-whether the closed tab's slot was freed. That session then reopens the app and inspects like the others.
+shows the run training. When there are more runs than slots, the first session whose run trains
+closes its tab `--leave-after` seconds into its run, once another run is waiting for a slot (the
+server is given $TP_TRAINING_HEARTBEAT_S = `--heartbeat`), and the report says whether a waiting
+run started while every other run was still training, i.e. whether the closed tab's slot was
+freed. That session then reopens the app and inspects like the others.
 
 What "re-run latency" is. An init script in every page records (with `performance.now()`) the first
 click or key press of an action and the type of every message the server sends over the WebSocket.
@@ -68,6 +69,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+MACHINE_CORES = len(os.sched_getaffinity(0))  # read before --browser-cpus narrows this process
 # The same flags as tests/browser/conftest.py (benchmarks do not import from tests/).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -284,8 +286,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, env: dict, log_path: Path, session_ttl: float) -> subprocess.Popen:
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+def start_server(port: int, env: dict, log_path: Path, session_ttl: float,
+                 cpus: set[int] | None = None) -> subprocess.Popen:
+    pinned = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus)))] if cpus else []  # util-linux
+    command = [*pinned, sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.disconnectedSessionTTL", str(int(session_ttl)),
                "--server.port", str(port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
@@ -526,23 +530,31 @@ class Student:
     # ------------------------------------------------------------------ training
 
     async def train(self, shared: dict) -> None:
-        """Start a run on the Train page, record the queue wait, stay until it ends (or leave, for session 0)."""
+        """Start a run on the Train page, record the queue wait, stay until it ends, or leave: the first
+        session whose run trains closes its tab, when runs are waiting for a slot."""
         await self.navigate("train")
         await self.page.get_by_label("steps", exact=True).fill(str(self.args.train_steps))
         record = TrainingRecord(self.index, round(self.run.now(), 2))
         self.run.training.append(record)
         await self.page.get_by_role("button", name="Start training").click()
-        leaver = self.index == 0 and self.args.training_runs > shared["max_runs"]
+        runs_wait = self.args.training_runs > shared["max_runs"]
+        queued = shared.setdefault("queued", set())  # sessions whose run waits for a slot now
         while True:
             await asyncio.sleep(0.25)
             status = await self.page.evaluate(TRAIN_STATUS_JS)
             record.was_queued |= status == "queued"
+            (queued.add if status == "queued" else queued.discard)(self.index)
             if status in ("running", "done", "stopped", "failed") and record.running_s is None:
                 record.running_s = round(self.run.now(), 2)
+                if runs_wait:
+                    shared.setdefault("leaver", self.index)  # the first run to train is the one left
+            leaver = shared.get("leaver") == self.index
             if status in ("done", "stopped", "failed"):
                 record.finished_s, record.final = round(self.run.now(), 2), status
                 break
-            if leaver and record.running_s is not None and self.run.now() - record.running_s > self.args.leave_after:
+            # Leave only while another run waits: its start then shows whether the slot was freed.
+            if (leaver and queued and record.running_s is not None
+                    and self.run.now() - record.running_s > self.args.leave_after):
                 record.left_at_s, record.final = round(self.run.now(), 2), "tab closed"
                 await self.close()  # the heartbeat stops; the server should free the slot
                 await self.open()
@@ -638,11 +650,11 @@ def build_report(run: Run, sampler: Sampler, extra: dict, wall_s: float, max_run
     after_round_1 = max(run.round_done_s.values()) if len(run.round_done_s) == run.args["sessions"] else None
     rss = [m[1] for m in sampler.memory]
     cpu = sampler.cpu_seconds()
-    cores = len(os.sched_getaffinity(0))
+    cores = MACHINE_CORES
     errors = [p for p in run.problems if p.kind in ERROR_KINDS]
     external = sorted({p.detail for p in run.problems if p.kind == "external_request"})
     return {
-        "machine": machine_line(extra.get("chromium")),
+        "machine": machine_line(extra.get("chromium"), run.args),
         "command": "python -m benchmarks.load " + " ".join(run.args["argv"]),
         "sessions": run.args["sessions"], "wall_s": round(wall_s, 1),
         "latency": {"overall": latency_row("all", measured),
@@ -720,7 +732,8 @@ def disconnect_verdict(runs: list[TrainingRecord]) -> dict:
     """Did a waiting run start after the tab of a running one closed, while the others were still training?"""
     left = next((t for t in runs if t.left_at_s is not None), None)
     if left is None:
-        return {"tested": False, "why": "no tab was closed (no more runs than training slots)"}
+        return {"tested": False, "why": "no tab was closed (no more runs than training slots, or no run was "
+                                        "waiting while the first one trained)"}
     waiting = [t for t in runs if t.was_queued and t.running_s is not None and t.running_s > left.left_at_s]
     if not waiting:
         return {"tested": True, "slot_freed": False, "why": "no waiting run started after the tab closed"}
@@ -737,7 +750,7 @@ def _mib(n: int | None) -> float | None:
     return None if n is None else round(n / 2**20, 1)
 
 
-def machine_line(chromium: str | None) -> str:
+def machine_line(chromium: str | None, run_args: dict | None = None) -> str:
     import platform
 
     import streamlit
@@ -745,7 +758,11 @@ def machine_line(chromium: str | None) -> str:
     from benchmarks.common import cpu_model
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"CPU: {cpu_model()}, {len(os.sched_getaffinity(0))} cores usable, load average {load}; "
+    split = ""
+    run_args = run_args or {}
+    if run_args.get("server_cpus") or run_args.get("browser_cpus"):
+        split = f" (server on CPUs {run_args.get('server_cpus') or 'all'}, browsers on {run_args.get('browser_cpus') or 'all'})"
+    return (f"CPU: {cpu_model()}, {MACHINE_CORES} cores usable{split}, load average {load}; "
             f"Python {platform.python_version()}, Streamlit {streamlit.__version__}, Chromium {chromium}")
 
 
@@ -822,7 +839,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, default=300, help="steps of each training run (default 300)")
     p.add_argument("--max-runs", type=int, help="$TP_MAX_TRAINING_RUNS for the server (default: the app's)")
     p.add_argument("--heartbeat", type=float, default=15.0, help="$TP_TRAINING_HEARTBEAT_S (default 15)")
-    p.add_argument("--leave-after", type=float, default=5.0, help="seconds into its run session 0 closes its tab")
+    p.add_argument("--leave-after", type=float, default=5.0,
+                   help="seconds into its run the first training session closes its tab")
     p.add_argument("--session-ttl", type=float, default=120.0,
                    help="server.disconnectedSessionTTL (Streamlit's default 120); waited for after the tabs close")
     p.add_argument("--action-timeout", type=float, default=60.0, help="seconds a rerun may take (default 60)")
@@ -832,6 +850,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--browser-nice", type=int, default=0,
                    help="run Chromium under `nice -n N` so the server gets the CPU first, as if the "
                         "students' browsers ran on their own machines (default 0: equal priority)")
+    p.add_argument("--server-cpus", type=cpu_list, metavar="LIST",
+                   help="CPUs the server may run on, e.g. 0 (default: all)")
+    p.add_argument("--browser-cpus", type=cpu_list, metavar="LIST",
+                   help="CPUs Chromium and this driver may run on, e.g. 1 (default: all). With --server-cpus "
+                        "0 the server has a core the 20 browsers cannot take, as on a class's server, where "
+                        "the browsers run on the students' machines")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 sessions, 1 round, 1 action per page, 1 training run of 20 steps")
@@ -845,12 +869,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def cpu_list(text: str) -> set[int]:
+    """"0", "0,1" or "0-1" as a set of CPU numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from app_lib.training_queue import DEFAULT_MAX_RUNS
 
     max_runs = args.max_runs or DEFAULT_MAX_RUNS
-    run = Run(args=vars(args) | {"think": list(args.think), "out": str(args.out)})
+    run = Run(args=vars(args) | {"think": list(args.think), "out": str(args.out),
+                                 "server_cpus": sorted(args.server_cpus or []),
+                                 "browser_cpus": sorted(args.browser_cpus or [])})
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="tp-load-") as tmp:
         run_log = Path(tmp) / "runs.jsonl"
@@ -862,7 +897,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_runs:
             env["TP_MAX_TRAINING_RUNS"] = str(args.max_runs)
         env.pop("TP_MAX_TRAINING_RUNS", None) if not args.max_runs else None
-        server = start_server(port, env, Path(tmp) / "server.log", args.session_ttl)
+        server = start_server(port, env, Path(tmp) / "server.log", args.session_ttl, args.server_cpus)
+        if args.browser_cpus:  # this process, and so Playwright's driver and Chromium, which it starts
+            os.sched_setaffinity(0, args.browser_cpus)
         sampler = Sampler(server.pid, run)
         sampler.start()
         start = time.monotonic()

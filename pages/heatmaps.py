@@ -5,7 +5,7 @@ import streamlit as st
 from app_lib.bertviz_views import bertviz_views
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox, url_toggle
 from app_lib.tracing import ATTENTION_KINDS, PreparedTrace
-from app_lib.ui import chart, intro, page_fragment, traced_input
+from app_lib.ui import chart, html_frame, intro, page_fragment, traced_input
 from viz.figures import plot_attention_weights, plot_head_grid, plot_layer_grid
 
 selection = current_selection()
@@ -50,7 +50,7 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
                 "to switch heads on and off), the layer menu changes layer. "
                 + ("The *Attention* menu switches between encoder, decoder and cross-attention."
                    if prepared.architecture == "transformer" else ""))
-    st.iframe(views.head_html, height=views.head_height)
+    html_frame(views.head_html, views.head_height)
     # The HTML is handed over when the button is pressed (a callable), not stored per session and run:
     # inside this fragment, stored files raced with its reruns (a 404 in the load test), and each
     # student's copy took memory.
@@ -58,7 +58,7 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
                        file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:",
                        on_click="ignore")
     st.markdown("**Model view.** Every layer (rows) and head (columns) at once; click a thumbnail to enlarge it.")
-    st.iframe(views.model_html, height=views.model_height)
+    html_frame(views.model_html, views.model_height)
     st.download_button("Download the model view (HTML, works offline)", lambda html=views.model_html: html,
                        file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:",
                        on_click="ignore")

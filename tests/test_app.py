@@ -335,3 +335,33 @@ def test_models_table_shows_any_name_literally():
     assert not re.search(r"(?<!\\)[<>$`*\[\]:]", first)  # every markup character is escaped
     assert re.sub(r"\\(.)", r"\1", escape_markdown(hostile)) == hostile.replace("\n", " ")
     assert second == "| ok |  | e |"
+
+
+def test_the_heatmaps_page_keeps_no_copy_of_the_bertviz_documents():
+    """app_lib.ui.html_frame: st.iframe's URL check must not leave each 0.45 MB view in urlsplit's cache."""
+    import gc
+    import urllib.parse
+
+    at = app_at()
+    for head in (0, 1):
+        at.switch_page("pages/heatmaps.py").run()
+        at.selectbox(key="head").set_value(head).run()
+        assert not at.exception and len(at.get("iframe")) == 2
+    # The lru_cache's own dict holds the keys: (url, scheme, allow_fragments) tuples.
+    cached = [key for ref in gc.get_referents(urllib.parse.urlsplit) if isinstance(ref, dict) for key in ref
+              if isinstance(key, tuple)]
+    kept = [key for key in cached if any(isinstance(part, str) and len(part) > 100_000 for part in key)]
+    assert not kept, f"{len(kept)} documents kept by urllib.parse's cache"
+
+
+def test_the_model_view_is_built_once_per_input():
+    """The model view does not depend on the layer or head; the head view opens on them."""
+    from app_lib.bertviz_views import bertviz_views
+
+    name = list_checkpoints()[0].name
+    text = default_text(load_model(name))
+    first, other_head, other_layer = (bertviz_views(name, text, 0, 0), bertviz_views(name, text, 0, 1),
+                                      bertviz_views(name, text, 1, 0))
+    assert first.model_html == other_head.model_html == other_layer.model_html
+    assert len({first.head_html, other_head.head_html, other_layer.head_html}) == 3
+    assert "layer 0, head 1 selected" in other_head.head_html

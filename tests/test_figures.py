@@ -96,6 +96,19 @@ def test_masked_cells_are_nan_and_say_masked(gpt_trace):
 def test_unmasked_panel_has_no_grey_layer():
     fig = plot_matrix(Panel(np.ones((2, 3)), "p", ["0:a", "1:b"], ["0:x", "1:y", "2:z"]), "t")
     assert [t.name for t in fig.data] == ["p"]
+    # plotly formats the hovered value itself: no per-cell hover text to send to the browser
+    assert fig.data[0].customdata is None and "%{z:.4f}" in fig.data[0].hovertemplate
+
+
+def test_masked_panel_hover_text_is_the_value_or_masked(gpt_trace):
+    _, record = gpt_trace
+    att = record.decoder.layers[0].self_attention
+    fig = plot_attention_weights(att, 2, LABELS, LABELS, "w")
+    trace = heatmaps(fig)[0]
+    assert "%{customdata}" in trace.hovertemplate
+    weights = att.weights[0, 2].numpy()
+    for (r, c), text in np.ndenumerate(np.array(trace.customdata)):
+        assert text == ("masked" if c > r else f"{weights[r, c]:.4f}")
 
 
 def test_allowed_matrix_broadcasts_padding_masks():
@@ -222,3 +235,47 @@ def test_positional_figures():
 def test_heatmap_refuses_labels_that_do_not_fit():
     with pytest.raises(ValueError, match="labels"):
         heatmap_trace(Panel(np.zeros((2, 2)), "p", ["0:a"], ["0:a", "1:b"]))
+
+
+@pytest.mark.parametrize("rows, cols, h_space, v_space", [(1, 1, 0.02, 0.0), (1, 3, 0.10, 0.0), (2, 4, 0.04, 0.12),
+                                                          (3, 4, 0.04, 0.1), (1, 8, 0.04, 0.3)])
+def test_panel_grid_lays_out_like_make_subplots(rows, cols, h_space, v_space):
+    """viz.figures.PanelGrid builds the layout as dicts, for speed: the axes and titles of make_subplots."""
+    from plotly.subplots import make_subplots
+
+    from viz.figures import PanelGrid
+
+    titles = [f"panel <{i}>" for i in range(rows * cols)]
+    reference = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=h_space,
+                              vertical_spacing=v_space).to_dict()["layout"]
+    built = PanelGrid(rows, cols, titles, h_space, v_space).figure(height=300).to_dict()["layout"]
+    axes = sorted(k for k in reference if k.startswith(("xaxis", "yaxis")))
+    assert axes == sorted(k for k in built if k.startswith(("xaxis", "yaxis")))
+    for name in axes:
+        assert built[name]["anchor"] == reference[name]["anchor"], name
+        assert built[name]["domain"] == pytest.approx(reference[name]["domain"], abs=1e-12), name
+    assert len(built["annotations"]) == len(reference["annotations"])
+    for ours, theirs in zip(built["annotations"], reference["annotations"]):
+        assert ours["text"] == theirs["text"].replace("<", "&lt;").replace(">", "&gt;")  # ours escapes the titles
+        for field in ("x", "y"):
+            assert ours[field] == pytest.approx(theirs[field], abs=1e-12)
+        for field in ("xanchor", "yanchor", "xref", "yref", "showarrow", "font"):
+            assert ours[field] == theirs[field], field
+
+
+def test_panels_sit_on_their_own_axes_with_outlines_and_boundaries(gpt_trace):
+    """Each panel's heatmap, masked layer and outline refer to the panel's own axes."""
+    _, record = gpt_trace
+    att = record.decoder.layers[0].self_attention
+    fig = plot_scores(att, 1, LABELS, LABELS, query=2, key=5)
+    assert [(t.xaxis, t.yaxis) for t in heatmaps(fig)] == [("x", "y"), ("x2", "y2"), ("x3", "y3")]
+    masked = [t for t in fig.data if t.name == "masked"]
+    assert [(t.xaxis, t.yaxis) for t in masked] == [("x3", "y3")]  # only the third panel is masked
+    outlines = [(s.xref, s.yref, s.x0, s.y0) for s in fig.layout.shapes if s.type == "rect"]
+    assert outlines == [(x, y, 4.5, 1.5) for x, y in (("x", "y"), ("x2", "y2"), ("x3", "y3"))]
+    assert all(fig.layout[f"yaxis{i}"].autorange == "reversed" for i in ("", "2", "3"))
+    d_head = att.q.shape[-1]
+    concat = plot_concat_output(att, LABELS, query=2)
+    lines = [s for s in concat.layout.shapes if s.type == "line"]
+    assert [s.x0 for s in lines] == [d_head * h - 0.5 for h in range(1, att.q.shape[1])]
+    assert all(s.xref == "x" and s.yref == "y domain" for s in lines)

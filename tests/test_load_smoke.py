@@ -56,3 +56,12 @@ def test_page_cost_prints_a_row_per_page():
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert {"heatmaps (navigate)", "heatmaps", "embeddings (navigate)", "embeddings", "all changes"} <= rows.keys()
     assert "problems" not in done.stdout
+
+
+def test_cpu_lists_for_the_server_and_browser_split():
+    from benchmarks.load import cpu_list, parse
+
+    assert cpu_list("0") == {0} and cpu_list("0,1") == {0, 1} and cpu_list("0-2,5") == {0, 1, 2, 5}
+    args = parse(["--server-cpus", "0", "--browser-cpus", "1"])
+    assert args.server_cpus == {0} and args.browser_cpus == {1}
+    assert parse([]).server_cpus is None

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .figures import MASKED_COLOR, Panel, heatmap_trace, to_numpy
+from .figures import MASKED_COLOR, Panel, PanelGrid, heatmap_spec, to_numpy
 from .figures_generation import VARIANT_COLOURS, variant_colour
 
 GROUP_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
@@ -26,24 +25,23 @@ def plot_grouped_heads(weights: Any, allowed: Any, n_kv_heads: int, labels: Sequ
     n_heads = values.shape[0]
     group = n_heads // n_kv_heads
     titles = [f"q head {h} → K/V {h // group}" for h in range(n_heads)]
-    fig = make_subplots(rows=1, cols=n_heads, subplot_titles=titles, horizontal_spacing=0.02)
+    grid = PanelGrid(1, n_heads, titles, horizontal_spacing=0.02)
     mask = None if allowed is None else np.asarray(to_numpy(allowed), dtype=bool)
     for h in range(n_heads):
         panel = Panel(values[h], titles[h], labels, labels, mask, signed=False)
-        fig.add_trace(heatmap_trace(panel, show_scale=h == 0), row=1, col=h + 1)
-        fig.update_xaxes(type="category", showticklabels=False, row=1, col=h + 1)
-        fig.update_yaxes(type="category", autorange="reversed", showticklabels=h == 0, row=1, col=h + 1)
+        grid.add_trace(h, heatmap_spec(panel, show_scale=h == 0))
+        grid.style(h, x=dict(type="category", showticklabels=False),
+                   y=dict(type="category", autorange="reversed", showticklabels=h == 0))
     for g in range(n_kv_heads):
-        first = fig.get_subplot(1, g * group + 1).xaxis.domain
-        last = fig.get_subplot(1, (g + 1) * group).xaxis.domain
+        first, last = grid.x_domain(g * group), grid.x_domain((g + 1) * group - 1)
         colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
-        fig.add_shape(type="rect", xref="paper", yref="paper", x0=first[0] - 0.006, x1=last[1] + 0.006,
-                      y0=-0.06, y1=1.0, fillcolor=colour, opacity=0.25, line={"width": 0}, layer="below")
-        fig.add_annotation(xref="paper", yref="paper", x=(first[0] + last[1]) / 2, y=-0.1, showarrow=False,
-                           text=f"share K/V head {g}", font={"color": colour, "size": 13})
+        grid.shapes.append(dict(type="rect", xref="paper", yref="paper", x0=first[0] - 0.006, x1=last[1] + 0.006,
+                                y0=-0.06, y1=1.0, fillcolor=colour, opacity=0.25, line={"width": 0}, layer="below"))
         for h in range(g * group, (g + 1) * group):
-            fig.layout.annotations[h].font = {"color": colour, "size": 12}
-    fig.update_layout(title=html.escape(title), height=max(260, min(420, 16 * len(labels) + 150)),
+            grid.annotations[h]["font"] = {"color": colour, "size": 12}
+        grid.annotations.append(dict(xref="paper", yref="paper", x=(first[0] + last[1]) / 2, y=-0.1, showarrow=False,
+                                     text=f"share K/V head {g}", font={"color": colour, "size": 13}))
+    fig = grid.figure(title=html.escape(title), height=max(260, min(420, 16 * len(labels) + 150)),
                       plot_bgcolor=MASKED_COLOR, margin={"l": 60, "r": 30, "t": 80, "b": 60})
     return fig
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .figures import MASKED_COLOR, SIGNED_SCALE, WEIGHTS_SCALE, Panel, heatmap_trace, plotly_labels, to_numpy
+from .figures import MASKED_COLOR, SIGNED_SCALE, WEIGHTS_SCALE, Panel, PanelGrid, heatmap_spec, plotly_labels, to_numpy
 
 VARIANT_COLOURS = {"MHA": "#3182bd", "GQA": "#31a354", "MQA": "#e6550d"}
 MEASURED_COLOUR = "#222222"
@@ -50,24 +49,25 @@ def plot_next_token(probabilities: Any, vocabulary: Sequence[str], chosen: int, 
 def plot_grid(panels: Sequence[Sequence[Panel]], title: str, height_per_row: int, outline_rows: int = 0) -> go.Figure:
     """Rows of heatmap panels sharing one colour scale; the last `outline_rows` rows of each panel outlined."""
     n_rows, n_cols = len(panels), max(len(row) for row in panels)
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[html.escape(p.title) for row in panels for p in row],
-                        horizontal_spacing=0.03, vertical_spacing=min(0.15, 0.4 / n_rows))
+    grid = PanelGrid(n_rows, n_cols, [p.title for row in panels for p in row], horizontal_spacing=0.03,
+                     vertical_spacing=min(0.15, 0.4 / n_rows))
     signed = panels[0][0].signed
     extent = max(float(np.nanmax(np.abs(to_numpy(p.values)))) for row in panels for p in row) or 1.0
-    for r, row in enumerate(panels, start=1):
-        for c, panel in enumerate(row, start=1):
-            fig.add_trace(heatmap_trace(panel).update(coloraxis="coloraxis", showscale=False), row=r, col=c)
-            fig.update_xaxes(type="category", showticklabels=panel.cols is not None and r == n_rows, row=r, col=c)
-            fig.update_yaxes(type="category", autorange="reversed", showticklabels=c == 1, row=r, col=c)
-            length = to_numpy(panel.values).shape[0]
+    for r, row in enumerate(panels):
+        for c, panel in enumerate(row):
+            index = r * n_cols + c
+            grid.add_trace(index, heatmap_spec(panel) | dict(coloraxis="coloraxis", showscale=False))
+            grid.style(index, x=dict(type="category", showticklabels=panel.cols is not None and r == n_rows - 1),
+                       y=dict(type="category", autorange="reversed", showticklabels=c == 0))
             if outline_rows:
-                width = to_numpy(panel.values).shape[1]
-                fig.add_shape(type="rect", x0=-0.5, x1=width - 0.5, y0=length - outline_rows - 0.5, y1=length - 0.5,
-                              line={"color": CHOSEN_COLOUR, "width": 2}, row=r, col=c)
+                length, width = to_numpy(panel.values).shape
+                grid.add_shape(index, dict(type="rect", x0=-0.5, x1=width - 0.5, y0=length - outline_rows - 0.5,
+                                           y1=length - 0.5, line={"color": CHOSEN_COLOUR, "width": 2}))
     scale = {"colorscale": SIGNED_SCALE, "cmid": 0.0, "cmin": -extent, "cmax": extent} if signed else {
         "colorscale": WEIGHTS_SCALE, "cmin": 0.0, "cmax": 1.0}
-    fig.update_layout(coloraxis=dict(colorbar={"thickness": 10, "len": 0.8}, **scale), title=html.escape(title),
-                      height=100 + height_per_row * n_rows, plot_bgcolor=MASKED_COLOR, margin={"l": 60, "r": 30, "t": 80, "b": 50})
+    fig = grid.figure(coloraxis=dict(colorbar={"thickness": 10, "len": 0.8}, **scale), title=html.escape(title),
+                      height=100 + height_per_row * n_rows, plot_bgcolor=MASKED_COLOR,
+                      margin={"l": 60, "r": 30, "t": 80, "b": 50})
     return fig
 
 
