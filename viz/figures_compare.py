@@ -30,8 +30,8 @@ def plot_grouped_heads(weights: Any, allowed: Any, n_kv_heads: int, labels: Sequ
     for h in range(n_heads):
         panel = Panel(values[h], titles[h], labels, labels, mask, signed=False)
         grid.add_trace(h, heatmap_spec(panel, show_scale=h == 0))
-        grid.style(h, x=dict(type="category", showticklabels=False),
-                   y=dict(type="category", autorange="reversed", showticklabels=h == 0))
+        grid.style(h, x=dict(type="category", showticklabels=False, showgrid=False),  # no lines over masked cells
+                   y=dict(type="category", autorange="reversed", showticklabels=h == 0, showgrid=False))
     for g in range(n_kv_heads):
         first, last = grid.x_domain(g * group), grid.x_domain((g + 1) * group - 1)
         colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]

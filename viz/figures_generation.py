@@ -57,8 +57,9 @@ def plot_grid(panels: Sequence[Sequence[Panel]], title: str, height_per_row: int
         for c, panel in enumerate(row):
             index = r * n_cols + c
             grid.add_trace(index, heatmap_spec(panel) | dict(coloraxis="coloraxis", showscale=False))
-            grid.style(index, x=dict(type="category", showticklabels=panel.cols is not None and r == n_rows - 1),
-                       y=dict(type="category", autorange="reversed", showticklabels=c == 0))
+            grid.style(index, x=dict(type="category", showticklabels=panel.cols is not None and r == n_rows - 1,
+                                     showgrid=False),  # no white lines across the grey masked cells
+                       y=dict(type="category", autorange="reversed", showticklabels=c == 0, showgrid=False))
             if outline_rows:
                 length, width = to_numpy(panel.values).shape
                 grid.add_shape(index, dict(type="rect", x0=-0.5, x1=width - 0.5, y0=length - outline_rows - 0.5,
