@@ -761,7 +761,8 @@ def machine_line(chromium: str | None, run_args: dict | None = None) -> str:
     split = ""
     run_args = run_args or {}
     if run_args.get("server_cpus") or run_args.get("browser_cpus"):
-        split = f" (server on CPUs {run_args.get('server_cpus') or 'all'}, browsers on {run_args.get('browser_cpus') or 'all'})"
+        server, browsers = run_args.get("server_cpus") or "all", run_args.get("browser_cpus") or "all"
+        split = f" (server on CPUs {server}, browsers on {browsers})"
     return (f"CPU: {cpu_model()}, {MACHINE_CORES} cores usable{split}, load average {load}; "
             f"Python {platform.python_version()}, Streamlit {streamlit.__version__}, Chromium {chromium}")
 
