@@ -40,9 +40,12 @@ class BertvizViews:
 
 def build_views(prepared: PreparedTrace, name: str, layer: int, head: int) -> BertvizViews:
     """Head view opened on (layer, head) and the model view of every layer and head."""
-    head_doc, head_height = build_head_view(prepared, name, layer, head)
-    model_doc, model_height = build_model_view(prepared, name)
-    return BertvizViews(head_doc, model_doc, head_height, model_height, re.sub(r"[^A-Za-z0-9_-]+", "_", name))
+    return _views(build_head_view(prepared, name, layer, head), build_model_view(prepared, name), name)
+
+
+def _views(head: tuple[str, int], model: tuple[str, int], name: str) -> BertvizViews:
+    """Both (document, height) pairs, and a file name stem made of the checkpoint's name."""
+    return BertvizViews(head[0], model[0], head[1], model[1], re.sub(r"[^A-Za-z0-9_-]+", "_", name))
 
 
 def _tokens(prepared: PreparedTrace) -> tuple[list[str], list[str]]:
@@ -103,6 +106,4 @@ def _model_view_cached(name: str, version: tuple, text: str) -> tuple[str, int]:
 def bertviz_views(name: str, text: str, layer: int, head: int) -> BertvizViews:
     """Cached views for a listed checkpoint's trace of text (the trace must be ok)."""
     version = version_of(name)
-    head_doc, head_height = _head_view_cached(name, version, text, layer, head)
-    model_doc, model_height = _model_view_cached(name, version, text)
-    return BertvizViews(head_doc, model_doc, head_height, model_height, re.sub(r"[^A-Za-z0-9_-]+", "_", name))
+    return _views(_head_view_cached(name, version, text, layer, head), _model_view_cached(name, version, text), name)

@@ -81,11 +81,7 @@ def heatmap_spec(panel: Panel, show_scale: bool = True, colorbar_x: float | None
     values = to_numpy(panel.values)
     if values.ndim != 2:
         raise ValueError(f"a heatmap needs a 2-D matrix, got shape {values.shape}.")
-    n_rows, n_cols = values.shape
-    rows = plotly_labels(panel.rows) if panel.rows is not None else list(range(n_rows))
-    cols = plotly_labels(panel.cols) if panel.cols is not None else list(range(n_cols))
-    if len(rows) != n_rows or len(cols) != n_cols:
-        raise ValueError(f"{panel.title}: matrix is {n_rows} x {n_cols} but got {len(rows)} x {len(cols)} labels.")
+    rows, cols = _axis_labels(panel, values.shape)
     z = values.copy()
     if panel.allowed is not None and not np.all(panel.allowed):
         # Masked cells are NaN (drawn grey by `masked_layer`) and hover as "masked": each cell's hover
@@ -107,6 +103,16 @@ def heatmap_spec(panel: Panel, show_scale: bool = True, colorbar_x: float | None
                 name=html.escape(panel.title), **hovered, **scale)
 
 
+def _axis_labels(panel: Panel, shape: tuple[int, ...]) -> tuple[list, list]:
+    """The panel's row and column labels (escaped), or positions 0..n-1 where it has none."""
+    n_rows, n_cols = shape
+    rows = plotly_labels(panel.rows) if panel.rows is not None else list(range(n_rows))
+    cols = plotly_labels(panel.cols) if panel.cols is not None else list(range(n_cols))
+    if len(rows) != n_rows or len(cols) != n_cols:
+        raise ValueError(f"{panel.title}: matrix is {n_rows} x {n_cols} but got {len(rows)} x {len(cols)} labels.")
+    return rows, cols
+
+
 def masked_layer(panel: Panel) -> go.Heatmap | None:
     """A flat grey heatmap under the masked cells (None when nothing is masked): NaN cells above show it."""
     spec = masked_layer_spec(panel)
@@ -117,10 +123,8 @@ def masked_layer_spec(panel: Panel) -> dict[str, Any] | None:
     """`masked_layer` as a plain dict."""
     if panel.allowed is None or np.all(panel.allowed):
         return None
-    values = to_numpy(panel.values)
+    rows, cols = _axis_labels(panel, to_numpy(panel.values).shape)
     grey = np.where(np.asarray(panel.allowed, dtype=bool), np.nan, 1.0)
-    rows = plotly_labels(panel.rows) if panel.rows is not None else list(range(values.shape[0]))
-    cols = plotly_labels(panel.cols) if panel.cols is not None else list(range(values.shape[1]))
     return dict(type="heatmap", z=grey, x=cols, y=rows, colorscale=[[0, MASKED_COLOR], [1, MASKED_COLOR]],
                 showscale=False, hoverinfo="skip", name="masked")
 
@@ -163,7 +167,7 @@ def plot_layer_grid(atts: Sequence[Any], q_labels: Sequence[str], k_labels: Sequ
             index = layer * n_heads + h
             panel = Panel(weights[h], titles[index], q_labels, k_labels, allowed[h], signed=False)
             grid.add_panel(panel, index, show_scale=index == 0, tick_labels=index % cols == 0,
-                     x_tick_labels=index // cols + 1 == grid_rows)
+                           x_tick_labels=index // cols + 1 == grid_rows)
     if highlight_head is not None and len(atts) == 1:
         grid.annotations[highlight_head]["font"] = dict(color=HIGHLIGHT, size=15)
     per_row = max(170, min(420, ROW_PX * len(q_labels) + 60))
