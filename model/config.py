@@ -14,6 +14,7 @@ NormKind = Literal["layernorm", "rmsnorm"]
 NormPosition = Literal["pre", "post"]
 Activation = Literal["gelu", "relu"]
 PositionalEncoding = Literal["sinusoidal", "learned", "none"]
+AttentionVariant = Literal["MHA", "GQA", "MQA"]
 
 _CHOICES = {
     "norm": ("layernorm", "rmsnorm"),
@@ -43,6 +44,20 @@ def check_heads(d_model: int, n_heads: int, n_kv_heads: int) -> None:
         )
 
 
+def kv_head_of(head: int, n_heads: int, n_kv_heads: int) -> int:
+    """The key/value head query head `head` reads: heads are grouped in runs of H / Hkv (0 1 | 2 3 -> 0 | 1)."""
+    if not 0 <= head < n_heads:
+        raise ValueError(f"head {head} is not one of the {n_heads} query heads.")
+    return head // (n_heads // n_kv_heads)
+
+
+def attention_variant(n_heads: int, n_kv_heads: int) -> AttentionVariant:
+    """"MHA" when every query head has its own K/V head, "MQA" when all share one, "GQA" between."""
+    if n_kv_heads == n_heads:
+        return "MHA"
+    return "MQA" if n_kv_heads == 1 else "GQA"
+
+
 @dataclass(frozen=True)
 class _CommonConfig:
     """Fields shared by the decoder-only GPT and the encoder-decoder Transformer."""
@@ -65,6 +80,19 @@ class _CommonConfig:
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per key/value head (G = H / Hkv)."""
+        return self.n_heads // self.n_kv_heads
+
+    @property
+    def attention_variant(self) -> AttentionVariant:
+        return attention_variant(self.n_heads, self.n_kv_heads)
+
+    def kv_head_of(self, head: int) -> int:
+        """The key/value head that query head `head` reads."""
+        return kv_head_of(head, self.n_heads, self.n_kv_heads)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,7 +21,7 @@ import torch
 
 from .config import GPTConfig
 from .gpt import GPT
-from .kv_math import attention_kind
+from .config import attention_variant
 
 SPEED_VOCAB = 256
 WARMUP_RUNS = 2
@@ -114,7 +114,7 @@ def measure_decode_speed(setup: SpeedSetup = SpeedSetup(), seed: int = 0) -> Ite
                 seconds, nbytes = _time_decode(model, prompts[context], setup.new_tokens)
                 speed = setup.new_tokens * setup.batch / max(seconds, 1e-9)
                 if (kv, context) not in best or speed > best[kv, context].tokens_per_s:
-                    best[kv, context] = SpeedPoint(attention_kind(setup.n_heads, kv), kv, context, setup.batch,
+                    best[kv, context] = SpeedPoint(attention_variant(setup.n_heads, kv), kv, context, setup.batch,
                                                    speed, nbytes)
                 done += 1
                 ordered = tuple(best[k, c] for k in setup.kv_heads for c in setup.contexts if (k, c) in best)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .config import AttentionVariant, attention_variant
+
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
@@ -46,26 +48,43 @@ class ModelShape:
     source: str  # where the numbers come from
 
     @property
-    def kind(self) -> str:
-        """"MHA", "GQA" or "MQA", from the head counts."""
-        return attention_kind(self.n_heads, self.n_kv_heads)
+    def kind(self) -> AttentionVariant:
+        return attention_variant(self.n_heads, self.n_kv_heads)
 
-    def variants(self) -> dict[str, int]:
-        """n_kv_heads of this model's MHA, GQA and MQA versions (GQA keeps the model's own, or H/4)."""
-        gqa = self.n_kv_heads if 1 < self.n_kv_heads < self.n_heads else largest_divisor_at_most(self.n_heads, self.n_heads // 4)
-        return {"MHA": self.n_heads, "GQA": gqa, "MQA": 1}
+    def variants(self) -> tuple[KVVariant, ...]:
+        """This model's MHA, GQA and MQA versions (see `kv_variants`)."""
+        return kv_variants(self.n_heads, self.n_kv_heads)
 
 
-def attention_kind(n_heads: int, n_kv_heads: int) -> str:
-    """"MHA" when every query head has its own K/V head, "MQA" when all share one, "GQA" between."""
-    if n_kv_heads == n_heads:
-        return "MHA"
-    return "MQA" if n_kv_heads == 1 else "GQA"
+@dataclass(frozen=True)
+class KVVariant:
+    """One way to share key/value heads among `n_heads` query heads."""
+
+    variant: AttentionVariant
+    n_kv_heads: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} ({self.n_kv_heads} K/V head{'s' if self.n_kv_heads > 1 else ''})"
 
 
-def largest_divisor_at_most(n: int, limit: int) -> int:
-    """The largest divisor of n that is <= limit (at least 1): a valid n_kv_heads for n query heads."""
-    return max(d for d in range(1, max(1, limit) + 1) if n % d == 0)
+def kv_variants(n_heads: int, n_kv_heads: int | None = None) -> tuple[KVVariant, ...]:
+    """The MHA, GQA and MQA versions of a shape with `n_heads` query heads, the one rule every page uses.
+
+    GQA keeps the model's own K/V head count when it is grouped (1 < Hkv < H), else takes the largest
+    divisor of H from 2 to max(2, H / 4); a head count with no such divisor (a prime H, H = 2) has no GQA
+    version, and a single head is only MHA.
+    """
+    found = [KVVariant("MHA", n_heads)]
+    if n_kv_heads is not None and 1 < n_kv_heads < n_heads and n_heads % n_kv_heads == 0:
+        found.append(KVVariant("GQA", n_kv_heads))
+    else:
+        grouped = [d for d in range(2, max(2, n_heads // 4) + 1) if n_heads % d == 0 and d < n_heads]
+        if grouped:
+            found.append(KVVariant("GQA", grouped[-1]))
+    if n_heads > 1:
+        found.append(KVVariant("MQA", 1))
+    return tuple(found)
 
 
 # Shapes typed in from each model's published configuration (layers, heads, KV heads, head dim, context).
@@ -119,7 +138,7 @@ def attention_summary(config, n_parameters: int, bytes_per_element: int = 4) -> 
     d_head = config.d_model // config.n_heads
     kv = config.n_kv_heads
     return {
-        "attention": attention_kind(config.n_heads, kv),
+        "attention": attention_variant(config.n_heads, kv),
         "H (query heads)": config.n_heads,
         "H_kv (K/V heads)": kv,
         "d_head": d_head,

@@ -1,4 +1,4 @@
-"""KV-cache arithmetic and presets; the Train page's job, queue, heartbeat, limits and saving, without Streamlit."""
+"""The Train page's job, queue, heartbeat, limits and saving, without Streamlit."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import threading
 import time
 
 import pytest
-import torch
-from conftest import tiny_gpt
 
 from app_lib.training_job import (
     JobQueue,
@@ -18,15 +16,6 @@ from app_lib.training_job import (
     start_job,
 )
 from model import CheckpointError, ConfigError, load_checkpoint
-from model.kv_math import (
-    PRESETS,
-    attention_kind,
-    attention_parameters,
-    bytes_per_token,
-    cache_bytes,
-    format_bytes,
-    preset_table,
-)
 
 TINY = TrainSettings(n=3, vocab=4, d_model=16, n_heads=2, n_kv_heads=1, n_layers=1, steps=12, batch_size=16)
 
@@ -48,55 +37,6 @@ def _no_leftover_threads():
     for thread in training_threads():
         thread.join(30)
     assert not training_threads(), "a training thread outlived its test"
-
-
-# ---------------------------------------------------------------- cache arithmetic
-
-
-@pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
-def test_cache_bytes_equal_the_model_cache(n_kv_heads):
-    model = tiny_gpt(n_kv_heads)
-    cache = model.new_cache()
-    with torch.no_grad():
-        model(torch.randint(0, 13, (3, 7)), cache=cache)
-        model(torch.randint(0, 13, (3, 1)), cache=cache)
-    assert cache.nbytes == cache_bytes(2, n_kv_heads, 8, tokens=8, batch=3, bytes_per_element=4)
-    assert attention_kind(4, n_kv_heads) == {4: "MHA", 2: "GQA", 1: "MQA"}[n_kv_heads]
-
-
-def test_cache_formula_scales_with_kv_heads():
-    mha, gqa, mqa = (cache_bytes(32, kv, 128, 4096, 1, 2) for kv in (32, 8, 1))
-    assert mha == 2 * 1024**3 and mha == 4 * gqa == 32 * mqa
-    assert bytes_per_token(32, 32, 128, 2) == 512 * 1024
-    with pytest.raises(ValueError):
-        cache_bytes(0, 1, 1, 1)
-    with pytest.raises(ValueError):
-        cache_bytes(1, 1, 1, -1)
-
-
-def test_attention_parameters_count_the_module():
-    for kv in (4, 2, 1):
-        attn = tiny_gpt(kv).decoder.layers[0].self_attn
-        assert attention_parameters(32, 4, kv) == sum(p.numel() for p in attn.parameters())
-
-
-@pytest.mark.parametrize("name, kind, kib_per_token", [
-    ("GPT-2 small (124M)", "MHA", 36), ("GPT-2 XL (1.5B)", "MHA", 300), ("Llama-2-7B (MHA)", "MHA", 512),
-    ("Llama-2-70B (GQA)", "GQA", 320), ("Mistral-7B (GQA)", "GQA", 128), ("Falcon-7B (MQA)", "MQA", 8),
-])
-def test_presets(name, kind, kib_per_token):
-    shape = PRESETS[name]
-    assert shape.kind == kind and shape.n_heads % shape.n_kv_heads == 0 and shape.source
-    assert bytes_per_token(shape.n_layers, shape.n_kv_heads, shape.d_head, 2) == kib_per_token * 1024
-    variants = shape.variants()
-    assert variants["MHA"] == shape.n_heads and variants["MQA"] == 1 and shape.n_heads % variants["GQA"] == 0
-
-
-def test_preset_table_and_formatting():
-    rows = preset_table()
-    assert [r["model"] for r in rows] == list(PRESETS)
-    assert rows[2]["GiB at full context (fp16, batch 1)"] == 2.0  # Llama-2-7B at 4096 tokens
-    assert (format_bytes(512), format_bytes(1536), format_bytes(2 * 1024**3)) == ("512 B", "1.5 KiB", "2.0 GiB")
 
 
 # ---------------------------------------------------------------- settings and limits
