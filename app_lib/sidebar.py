@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explain.examples import default_text, task_examples
+from explain.inputs import code_span, task_of
 from model import CheckpointError, LoadedCheckpoint
 
 from .checkpoints import USER_PREFIX, CheckpointEntry, list_checkpoints, load_model, user_models_dir
-from .examples import default_text, task_examples
-from .inputs import code_span, task_of
 from .model_info import card_lines
 from .state import Selection, url_selectbox, url_text_input
 

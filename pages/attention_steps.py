@@ -1,18 +1,11 @@
 """Attention, step by step: one head of one layer, from X to the output, every matrix on screen."""
 
-import pandas as pd
 import streamlit as st
 
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox
-from app_lib.tracing import (
-    ATTENTION_KINDS,
-    PreparedTrace,
-    attention_module,
-    dot_product,
-    dot_product_latex,
-    projection_shapes,
-)
-from app_lib.ui import chart, intro, page_fragment, traced_input
+from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
+from explain.attention import attention_shapes, dot_product
+from explain.trace import ATTENTION_KINDS, PreparedTrace
 from viz.figures import (
     plot_attention_input,
     plot_attention_weights,
@@ -50,25 +43,26 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
     query = url_selectbox("Query position", range(len(q_labels)), "query", index=len(q_labels) - 1, where=columns[2])
     key = url_selectbox("Key position", range(len(k_labels)), "key", where=columns[3])
     att = prepared.attention(kind)[layer]
+    shapes = attention_shapes(prepared, selection.checkpoint, kind, layer)
     st.caption(f"Query {q_labels[query]} · key {k_labels[key]} (outlined in orange below).")
 
     st.subheader("1. X and the weight matrices")
     x_query, x_kv = prepared.attention_inputs(kind, layer)
-    st.markdown(f"X has one row per token: T = {len(q_labels)} rows × d_model = {config.d_model} columns"
-                + (f"; the encoder output it reads has S = {len(k_labels)} rows." if kind == "cross" else ".")
-                + f" d_head = d_model / H = {config.d_model} / {config.n_heads} = {config.d_head}.")
-    st.table(pd.DataFrame(projection_shapes(attention_module(selection.checkpoint, kind, layer))).set_index("matrix"))
+    st.markdown(f"X has one row per token: T = {shapes.n_queries} rows × d_model = {shapes.d_model} columns"
+                + (f"; the encoder output it reads has S = {shapes.n_keys} rows." if kind == "cross" else ".")
+                + f" d_head = d_model / H = {shapes.d_model} / {shapes.n_heads} = {shapes.d_head}.")
+    record_table(shapes.projections, index="matrix")
     chart(plot_attention_input(x_query, x_kv, q_labels, k_labels, cross=kind == "cross"), "attention_input")
 
     st.subheader("2. Q, K and V")
-    group = config.n_heads // config.n_kv_heads
-    st.markdown(f"Head {head} reads key/value head {head // group}"
-                + (f" (shared by {group} query heads: {config.n_kv_heads} K/V heads for {config.n_heads} "
+    group = shapes.group_size
+    st.markdown(f"Head {head} reads key/value head {shapes.kv_head_of(head)}"
+                + (f" (shared by {group} query heads: {shapes.n_kv_heads} K/V heads for {shapes.n_heads} "
                    f"query heads)." if group > 1 else " (one K/V head per query head: multi-head attention)."))
     chart(plot_qkv(att, head, q_labels, k_labels, query, key), "q_k_v")
 
     st.subheader("3. Scores: QKᵀ, scaled by √d_head, then masked")
-    st.markdown(f"Dividing by √d_head = √{config.d_head} keeps the scores from growing with the head size, so the "
+    st.markdown(f"Dividing by √d_head = √{shapes.d_head} keeps the scores from growing with the head size, so the "
                 "softmax does not saturate. Masked cells (grey) become −∞: after the softmax their weight is "
                 "exactly 0, so they are drawn as masked, not as a small number.")
     chart(plot_scores(att, head, q_labels, k_labels, query, key), "scores")
@@ -86,7 +80,7 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
 
     st.subheader(f"7. Where the score of query {q_labels[query]} and key {k_labels[key]} comes from")
     dp = dot_product(att, head, query, key)
-    st.latex(dot_product_latex(dp))
+    st.latex(dp.latex())
     if dp.allowed:
         st.markdown(f"After the mask and the softmax over the row this cell gets weight **{dp.weight:.4f}**.")
     else:

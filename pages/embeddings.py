@@ -1,11 +1,12 @@
 """Tokens & embeddings: text -> tokens -> ids -> rows of the embedding matrix."""
 
-import pandas as pd
 import streamlit as st
 
 from app_lib.state import current_selection
-from app_lib.tracing import display_token, vocabulary_projection
-from app_lib.ui import chart, intro, traced_input
+from app_lib.tracing import vocabulary_projection
+from app_lib.ui import chart, intro, record_table, traced_input
+from explain.embeddings import embedding_facts
+from explain.labels import display_token
 from viz.figures_embeddings import plot_cosine_similarity, plot_token_embeddings, plot_vocab_scatter
 
 selection = current_selection()
@@ -17,21 +18,21 @@ intro(
     r"x_t = E[\mathrm{id}_t] \in \mathbb{R}^{d_{model}}, \qquad E \in \mathbb{R}^{V \times d_{model}}",
 )
 prepared = traced_input(selection)
-config = selection.checkpoint.config
+facts = embedding_facts(selection.checkpoint)
 embedding = prepared.source_stack.embedding
 labels = prepared.labels
 
 st.subheader("1. Text → tokens → ids")
-st.dataframe(pd.DataFrame(prepared.token_table()).astype(str).set_index("position").T, width="stretch")
-if prepared.prompt_length < len(prepared.tokens):
+record_table(prepared.token_table(), transpose=True, index="position")
+if prepared.answer_starts_inside:
     st.caption(f"Positions from {prepared.prompt_length} on are the model's own answer, fed back as input.")
 
 st.subheader("2. Each id picks a row of E")
-scaled = f", times √d_model = {config.d_model ** 0.5:.1f} as in the original paper" if config.scale_embeddings else ""
-st.markdown(f"T = {len(labels)} tokens, d_model = {config.d_model}: the rows below form a T × d_model "
+scaled = f", times √d_model = {facts.scale:.1f} as in the original paper" if facts.scale is not None else ""
+st.markdown(f"T = {len(labels)} tokens, d_model = {facts.d_model}: the rows below form a T × d_model "
             f"matrix{scaled}. Colours are the numbers; hover for values.")
 chart(plot_token_embeddings(embedding.token_embeddings[0], labels,
-                            f"Token embeddings (T={len(labels)} × d_model={config.d_model})"), "token_embeddings")
+                            f"Token embeddings (T={len(labels)} × d_model={facts.d_model})"), "token_embeddings")
 
 st.subheader("3. Which of your tokens look alike?")
 st.markdown("The cosine of the angle between two embedding vectors: 1 means the same direction, 0 unrelated, "

@@ -4,8 +4,8 @@ import streamlit as st
 
 from app_lib.bertviz_views import bertviz_views
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox, url_toggle
-from app_lib.tracing import ATTENTION_KINDS, PreparedTrace
 from app_lib.ui import chart, html_frame, intro, page_fragment, traced_input
+from explain.trace import ATTENTION_KINDS, PreparedTrace
 from viz.figures import plot_attention_weights, plot_head_grid, plot_layer_grid
 
 selection = current_selection()

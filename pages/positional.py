@@ -3,9 +3,8 @@
 import streamlit as st
 
 from app_lib.state import current_selection, url_slider
-from app_lib.tracing import positional_table
 from app_lib.ui import chart, intro, page_fragment, traced_input
-from model import sinusoidal_table
+from explain.embeddings import embedding_facts, positional_table, sinusoidal
 from viz.figures_embeddings import (
     plot_embedding_sum,
     plot_position_similarity,
@@ -32,7 +31,7 @@ def sinusoidal_sections() -> None:
     left, right = st.columns(2)
     length = url_slider("Length (positions)", "length", min_value=4, max_value=256, default=64, where=left)
     d_model = url_slider("d_model", "d_model", min_value=8, max_value=512, default=128, step=8, where=right)
-    table = sinusoidal_table(length, d_model)  # (length, d_model)
+    table = sinusoidal(length, d_model)
     chart(plot_positional_matrix(table, f"Sinusoidal encodings: {length} positions × d_model = {d_model}"),
           "sinusoidal_table")
 
@@ -54,11 +53,11 @@ def sinusoidal_sections() -> None:
 sinusoidal_sections()
 
 st.subheader(f"4. In {selection.entry.name}: token + position")
-config = selection.checkpoint.config
-kind = config.pos_encoding
+facts = embedding_facts(selection.checkpoint)
+kind = facts.pos_encoding
 st.markdown(f"This model's positional encoding is **{kind}**"
             + (" (one vector per position, learned in training like the embeddings)." if kind == "learned" else ".")
-            + f" d_model = {config.d_model}, context max_len = {config.max_len}.")
+            + f" d_model = {facts.d_model}, context max_len = {facts.max_len}.")
 prepared = traced_input(selection)
 embedding = prepared.source_stack.embedding
 chart(plot_embedding_sum(embedding.token_embeddings[0], embedding.positional, embedding.summed[0],
@@ -68,4 +67,4 @@ if own_table is None:
     st.info("This model has no positional encoding: it cannot tell positions apart except through the causal mask.")
 else:
     chart(plot_position_similarity(own_table, f"The model's own {kind} table: PE[i] · PE[j] over all "
-                                              f"{config.max_len} positions"), "model_position_similarity")
+                                              f"{facts.max_len} positions"), "model_position_similarity")

@@ -18,9 +18,12 @@ import pytest
 from conftest import save_tiny_user_models
 
 from app_lib.checkpoints import CheckpointError, list_checkpoints, load_model, user_models_dir
-from app_lib.examples import default_text, task_examples
-from app_lib.inputs import code_span, read_input
-from app_lib.tracing import dot_product, prepare_trace, project_vocabulary, token_labels
+from explain.attention import dot_product
+from explain.embeddings import project_vocabulary
+from explain.examples import default_text, task_examples
+from explain.inputs import code_span, read_input
+from explain.labels import token_labels
+from explain.trace import prepare_trace
 from model import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py

@@ -4,7 +4,7 @@ Random text (any non-surrogate Unicode, control characters, NUL, RTL marks, very
 <script>, Markdown such as `$x$ **b** :red[x]`) goes to:
 
 - every tokenizer, built as the shipped checkpoints build them (config.json, model/tasks);
-- the tracing API: app_lib.tracing.prepare_trace on the shipped checkpoints and on tiny models
+- the tracing API: explain.trace.prepare_trace on the shipped checkpoints and on tiny models
   (tests/conftest.py), and model.trace directly;
 - every figure builder in viz/ (plotly) and the bertviz HTML documents.
 
@@ -34,8 +34,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app_lib.bertviz_views import build_views
-from app_lib.inputs import code_span, listed, read_input
-from app_lib.tracing import display_token, dot_product, prepare_trace, token_labels
+from explain.attention import dot_product
+from explain.inputs import code_span, listed, read_input
+from explain.labels import display_token, token_labels
+from explain.trace import prepare_trace
 from model import LoadedCheckpoint, load_checkpoint, trace
 from model.tasks.dates import DatesTask
 from model.tasks.reversal import ReversalTask
@@ -315,7 +317,7 @@ def test_model_trace_reads_valid_ids_and_refuses_others_clearly(ids):
 
 
 def unique_labels(raw: list[str], length: int) -> list[str]:
-    """length labels "i:text" from the fuzzed strings, as app_lib.tracing.token_labels makes them."""
+    """length labels "i:text" from the fuzzed strings, as explain.labels.token_labels makes them."""
     return [f"{i}:{raw[i % len(raw)]}" for i in range(length)]
 
 

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 import app_lib.checkpoints as app_checkpoints
 import model.checkpoint as model_checkpoint
-from app_lib.inputs import code_span
+from explain.inputs import code_span
 from model import GPT, GPTConfig, save_checkpoint
 from model.tokenizers import WordTokenizer
 from viz.bertviz_html import VENDOR_DIR
