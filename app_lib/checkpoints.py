@@ -1,20 +1,19 @@
 """Which checkpoints the app can open, and loading them once per process.
 
-Two places are scanned on every run (cheap: directory listings and one small JSON read each):
+Two places are scanned on every run (cheap: directory listings and `model.peek` of each config.json):
 
     checkpoints/            shipped with the repo              source "shipped", name = folder name
-    $TP_USER_MODELS         the user's own (default user_models/) source "user",    name = "user/" + folder
+    the user-model store    app_lib/user_models.py             source "user",    name = "user/" + folder
 
-User names carry the "user/" prefix so they never clash with a shipped name and a URL says
-which one it means. `load_model` accepts only names (or paths) that `list_checkpoints`
-returned: a query parameter such as `../../etc/passwd` is refused with CheckpointError,
-never turned into a path. Loaded models are cached with `st.cache_resource`, shared by every
-session: callers must treat them as read-only (no training, no changing weights or modes).
+`load_model` accepts only names (or paths) that `list_checkpoints` returned: a query parameter
+such as `../../etc/passwd` is refused with CheckpointError, never turned into a path. Loaded
+models are cached with `st.cache_resource`, shared by every session: callers must treat them as
+read-only (no training, no changing weights or modes).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +21,17 @@ from typing import Literal
 
 import streamlit as st
 
-from model import CheckpointError, LoadedCheckpoint, load_checkpoint
+from model import CheckpointError, LoadedCheckpoint, load_checkpoint, peek
+from model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, checkpoint_folders
+
+from .user_models import USER_PREFIX, folder_of, list_user_models, user_entry_name, user_models_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = ROOT / "checkpoints"
-USER_MODELS_ENV = "TP_USER_MODELS"
-USER_PREFIX = "user/"
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 # Shipped checkpoints in tour order; others follow alphabetically.
 PREFERRED_ORDER = ("reversal-mha", "reversal-gqa", "reversal-mqa", "dates", "shakespeare-mha", "shakespeare-mqa")
-MAX_CONFIG_BYTES = 20 * 1024 * 1024
+__all__ = ["USER_PREFIX", "CheckpointEntry", "find_entry", "list_checkpoints", "load_model", "user_entry_name",
+           "user_models_dir", "version_of"]
 
 
 @dataclass(frozen=True)
@@ -46,27 +46,16 @@ class CheckpointEntry:
     @property
     def label(self) -> str:
         """A short name for lists: saved models marked as saved (by anyone in the class), broken ones as broken."""
-        text = self.name.removeprefix(USER_PREFIX) + (" (saved)" if self.source == "user" else "")
+        text = folder_of(self.name) + (" (saved)" if self.source == "user" else "")
         return f"{text} (broken)" if self.error else text
-
-
-def user_models_dir() -> Path:
-    """Where the user's own checkpoints live: $TP_USER_MODELS, else user_models/ at the repo root."""
-    configured = os.environ.get(USER_MODELS_ENV)
-    return Path(configured).expanduser() if configured else ROOT / "user_models"
-
-
-def user_entry_name(folder: str) -> str:
-    """The entry name of the user checkpoint saved in user_models_dir() / folder."""
-    return USER_PREFIX + folder
 
 
 def list_checkpoints() -> list[CheckpointEntry]:
     """Shipped checkpoints (tour order), then the user's (alphabetical); broken ones included with a reason."""
-    shipped = [_entry(path.name, path, "shipped") for path in _folders(SHIPPED_DIR)]
+    shipped = [_entry(path.name, path, "shipped") for path in checkpoint_folders(SHIPPED_DIR)]
     rank = {name: i for i, name in enumerate(PREFERRED_ORDER)}
     shipped.sort(key=lambda e: (rank.get(e.name, len(rank)), e.name))
-    user = [_entry(user_entry_name(path.name), path, "user") for path in sorted(_folders(user_models_dir()))]
+    user = [_entry(saved.entry_name, saved.path, "user") for saved in list_user_models()]
     return shipped + user
 
 
@@ -99,14 +88,6 @@ def _load_cached(path: str, stamp: tuple) -> LoadedCheckpoint:
     return load_checkpoint(path)
 
 
-def _folders(directory: Path) -> list[Path]:
-    """Visible sub-folders (save_checkpoint stages into hidden '.NAME.saving-*' folders)."""
-    try:
-        return [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    except OSError:
-        return []
-
-
 def _stamp(path: Path) -> tuple:
     """File sizes and modification times of a checkpoint folder's two files."""
     stamp = []
@@ -120,24 +101,24 @@ def _stamp(path: Path) -> tuple:
 
 
 def _entry(name: str, path: Path, source: Literal["shipped", "user"]) -> CheckpointEntry:
-    return CheckpointEntry(name, path, source, _quick_problem(path))
+    return CheckpointEntry(name, path, source, _quick_problem(str(path), _stamp(path)))
 
 
-def _quick_problem(path: Path) -> str | None:
-    """Why a folder is certainly not a loadable checkpoint, from its files alone (None if it may be)."""
-    config = path / CONFIG_FILE
-    if not config.is_file():
-        return f"{path.name} has no {CONFIG_FILE}: it is not a Transformer Playground checkpoint."
+@functools.lru_cache(maxsize=256)
+def _quick_problem(path: str, stamp: tuple) -> str | None:
+    """Why a folder is certainly not a loadable checkpoint, from config.json alone (None if it may be).
+
+    Cached per file times: the picker lists every checkpoint on every run.
+    """
+    folder = Path(path)
+    if not (folder / CONFIG_FILE).is_file():
+        return f"{folder.name} has no {CONFIG_FILE}: it is not a Transformer Playground checkpoint."
     try:
-        if config.stat().st_size > MAX_CONFIG_BYTES:
-            return f"{path.name}/{CONFIG_FILE} is too large to be a checkpoint config."
-        document = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return f"{path.name}/{CONFIG_FILE} cannot be read ({error})."
-    if not isinstance(document, dict) or document.get("format") != "transformer-playground":
-        return f"{path.name}/{CONFIG_FILE} is not a Transformer Playground checkpoint config."
-    if not (path / WEIGHTS_FILE).is_file():
-        return f"{path.name} has no {WEIGHTS_FILE} (the weights are missing)."
+        peek(folder)
+    except CheckpointError as error:
+        return str(error)
+    if not (folder / WEIGHTS_FILE).is_file():
+        return f"{folder.name} has no {WEIGHTS_FILE} (the weights are missing)."
     return None
 
 

@@ -1,16 +1,17 @@
 """Short descriptions of checkpoints: the sidebar's model card and the home page's table.
 
-Both read only the config and meta a checkpoint carries (the table reads config.json
+Both read only the config and meta a checkpoint carries (the table peeks at config.json
 without loading weights), so listing every model stays cheap.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from .checkpoints import CONFIG_FILE, CheckpointEntry
+from model import CheckpointError, peek
+
+from .checkpoints import CheckpointEntry
 
 PURPOSE = {
     "reversal": "GPT that writes n symbols backwards: small enough to read every attention weight. "
@@ -62,24 +63,23 @@ def card_lines(architecture: str, config: Any, meta: dict, task_name: str | None
 
 
 def describe_checkpoint(entry: CheckpointEntry) -> dict[str, Any]:
-    """One row of the home page's table, from config.json alone."""
+    """One row of the home page's table, from config.json alone (model.peek)."""
     row: dict[str, Any] = {"checkpoint": entry.name, "source": entry.source}
     if entry.error:
         return row | {"what it is for": f"cannot be opened: {entry.error}"}
     try:
-        document = json.loads((entry.path / CONFIG_FILE).read_text(encoding="utf-8"))
-        config, meta = document.get("config") or {}, document.get("meta") or {}
-        task = (meta.get("task") or {}).get("name")
-        n_heads = int(config["n_heads"])
-        n_kv = int(config.get("n_kv_heads") or n_heads)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        peeked = peek(entry.path)
+    except CheckpointError as error:
         return row | {"what it is for": f"cannot be read: {error}"}
+    config, meta, task_info = peeked.config, peeked.meta, peeked.meta.get("task")
+    task = task_info.get("name") if isinstance(task_info, dict) else None
+    variant = attention_variant(config.n_heads, config.n_kv_heads)
     return row | {
         "task": task or "none",
-        "architecture": "GPT" if document.get("architecture") == "gpt" else "encoder-decoder",
-        "heads (H / H_kv)": f"{n_heads} / {n_kv} ({attention_variant(n_heads, n_kv)})",
-        "d_model": str(config.get("d_model", "")),  # text, so broken rows (blank) keep one column type
-        "layers": str(config.get("n_layers", "")),
+        "architecture": "GPT" if peeked.architecture == "gpt" else "encoder-decoder",
+        "heads (H / H_kv)": f"{config.n_heads} / {config.n_kv_heads} ({variant})",
+        "d_model": str(config.d_model),  # text, so broken rows (blank) keep one column type
+        "layers": str(config.n_layers),
         "headline": headline(task, meta) or "",
         "what it is for": PURPOSE.get(task, "your own model" if entry.source == "user" else ""),
     }

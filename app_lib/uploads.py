@@ -14,9 +14,9 @@ disk before the sizes are known to be sane:
   4. the two files are written under fixed names into a hidden staging folder and loaded with
      model.load_checkpoint: strict key and shape matching, the model sized on the meta device
      before any memory is allocated for it
-  5. saved with save_checkpoint as directory/NAME: atomic (staging folder + rename), and an
-     existing NAME is replaced only with overwrite=True (NameTakenError offers a free name),
-     and only by the session that saved it (app_lib.ownership: NotYoursError)
+  5. saved through the user-model store (app_lib.user_models.save_user_model): atomic, an
+     existing NAME replaced only with overwrite=True (NameTakenError offers a free name) and
+     only by the session that saved it (NotYoursError)
 
 No streamlit here: pages/my_models.py draws, this module decides.
 """
@@ -27,7 +27,6 @@ import io
 import json
 import re
 import tempfile
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -35,33 +34,21 @@ from typing import Protocol, Sequence
 
 import torch
 
-from model import CheckpointError, LoadedCheckpoint, load_checkpoint, save_checkpoint
+from model import CheckpointError, LoadedCheckpoint, load_checkpoint
+from model.checkpoint import CONFIG_FILE, FORMAT, PICKLE_SUFFIXES, WEIGHTS_FILE
 
-from .ownership import USER_FOLDER_LOCK, check_may_replace, with_owner
+from .user_models import DEFAULT_NAME, check_may_save, sanitise_name, save_user_model, user_entry_name
 
 MAX_UPLOAD_MB = 64  # matches server.maxUploadSize in .streamlit/config.toml
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_UNPACKED_BYTES = 2 * MAX_UPLOAD_BYTES  # weights barely compress; more than this is a zip bomb
 MAX_ZIP_MEMBERS = 16
 MAX_LAYERS = 48  # a classroom model; a config asking for more is refused before a model is built
-NAME_MAX = 48
-DEFAULT_NAME = "uploaded-model"
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
-RESERVED_NAMES = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class UploadError(CheckpointError):
     """An upload that is refused; the message says what is wrong with it and what to upload instead."""
-
-
-class NameTakenError(UploadError):
-    """The user already has a model with this name; `suggestion` is a free one."""
-
-    def __init__(self, name: str, suggestion: str):
-        super().__init__(f"you already have a model called {name!r}.")
-        self.name, self.suggestion = name, suggestion
 
 
 class UploadedFile(Protocol):
@@ -99,25 +86,10 @@ class Installed:
 
     @property
     def entry_name(self) -> str:
-        return f"user/{self.name}"
+        return user_entry_name(self.name)
 
 
-# ------------------------------------------------------------------ names
-
-
-def sanitise_name(raw: str | None, fallback: str = DEFAULT_NAME) -> str:
-    """A safe folder name: lowercase ASCII letters, digits, '-' and '_', at most NAME_MAX, never empty.
-
-    Accents are dropped ("Modèle" -> "modele"), every other run of characters becomes '-', and
-    leading or trailing '-', '_' go: "../../x" -> "x", "My Model.v2" -> "my-model-v2". Windows device
-    names get a suffix ("CON" -> "con-model"); a name with nothing left is `fallback`.
-    """
-    ascii_text = unicodedata.normalize("NFKD", raw or "").encode("ascii", "ignore").decode("ascii").lower()
-    name = re.sub(r"[^a-z0-9_-]+", "-", ascii_text)
-    name = re.sub(r"-{2,}", "-", name).strip("-_")[:NAME_MAX].strip("-_")
-    if not name:
-        return fallback
-    return f"{name}-model" if name in RESERVED_NAMES else name
+# ------------------------------------------------------------------ reading an upload
 
 
 def default_name(files: Sequence[UploadedFile]) -> str:
@@ -128,21 +100,8 @@ def default_name(files: Sequence[UploadedFile]) -> str:
     return DEFAULT_NAME
 
 
-def free_name(name: str, directory: Path) -> str:
-    """`name`, or `name-2`, `name-3`, ... : the first that is not taken in `directory`."""
-    candidate, number = name, 1
-    while (directory / candidate).exists():
-        number += 1
-        suffix = f"-{number}"
-        candidate = name[: NAME_MAX - len(suffix)] + suffix
-    return candidate
-
-
 def _base_name(name: str) -> str:
     return re.split(r"[\\/]", name)[-1]
-
-
-# ------------------------------------------------------------------ reading an upload
 
 
 def read_upload(files: Sequence[UploadedFile]) -> tuple[bytes, bytes, tuple[str, ...]]:
@@ -265,7 +224,7 @@ def check_config(config: bytes) -> dict:
         raise UploadError(f"{CONFIG_FILE} is not valid JSON ({error}).") from error
     if not isinstance(document, dict):
         raise UploadError(f"{CONFIG_FILE} is not a JSON object, so not a Transformer Playground config.")
-    if document.get("format") != "transformer-playground" and ("model_type" in document or "architectures" in document):
+    if document.get("format") != FORMAT and ("model_type" in document or "architectures" in document):
         raise UploadError(f"{CONFIG_FILE} is a Hugging Face config (model_type {document.get('model_type')!r}). "
                           f"This app opens only checkpoints saved by Transformer Playground.")
     layers = (document.get("config") or {}).get("n_layers") if isinstance(document.get("config"), dict) else None
@@ -294,17 +253,16 @@ def _load_staged(config: bytes, weights: bytes, staging: Path) -> LoadedCheckpoi
 
 def install_upload(files: Sequence[UploadedFile], directory: Path, name: str | None = None,
                    overwrite: bool = False, owner: str | None = None) -> Installed:
-    """Check an upload and save it as directory/NAME (NAME from `name`, else the file name, sanitised).
+    """Check an upload and save it in the store as NAME (from `name`, else the file name, sanitised).
 
-    `owner` is the uploading session's tag (app_lib.ownership): stored as meta.owner, and an
-    existing NAME is replaced only when it carries the same tag.
-    Raises UploadError (or CheckpointError from the loader) saying what is wrong,
-    NameTakenError when NAME exists and overwrite is False, and NotYoursError when NAME exists,
-    overwrite is True, but somebody else saved it.
+    `owner` is the uploading session's tag (app_lib.user_models), stored as meta.owner.
+    Raises UploadError (or CheckpointError from the loader) saying what is wrong, and
+    NameTakenError / NotYoursError from the store, checked before the upload is read and again
+    when it is saved.
     """
     folder = sanitise_name(name) if name and name.strip() else default_name(files)
     directory = Path(directory)
-    _check_free(directory, folder, overwrite, owner)
+    check_may_save(folder, owner, overwrite=overwrite, directory=directory)  # before reading a large file
     config, weights, ignored = read_upload(files)
     document = check_config(config)
     weights_info = document.get("weights") if isinstance(document.get("weights"), dict) else {}
@@ -313,24 +271,12 @@ def install_upload(files: Sequence[UploadedFile], directory: Path, name: str | N
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".uploading-", dir=directory) as staging:
             checkpoint = _load_staged(config, weights, Path(staging))
-            meta = with_owner(checkpoint.meta | {"uploaded_from": ", ".join(_base_name(f.name) for f in files)},
-                              owner)
-            with USER_FOLDER_LOCK:
-                _check_free(directory, folder, overwrite, owner)
-                path = save_checkpoint(directory / folder, checkpoint.model, checkpoint.tokenizer, meta,
-                                       dtype=dtype, overwrite=overwrite)
+            meta = checkpoint.meta | {"uploaded_from": ", ".join(_base_name(f.name) for f in files)}
+            path = save_user_model(folder, checkpoint.model, checkpoint.tokenizer, meta, owner,
+                                   overwrite=overwrite, directory=directory, dtype=dtype)
     except OSError as error:
         raise UploadError(f"the upload could not be stored in {directory} ({error}).") from error
     return Installed(folder, path, checkpoint, ignored)
-
-
-def _check_free(directory: Path, folder: str, overwrite: bool, owner: str | None) -> None:
-    """NameTakenError / NotYoursError unless directory/folder is free, or replaceable by `owner`."""
-    if not (directory / folder).exists():
-        return
-    if not overwrite:
-        raise NameTakenError(folder, free_name(folder, directory))
-    check_may_replace(directory / folder, owner, free_name(folder, directory))
 
 
 def zip_checkpoint(path: Path) -> bytes:

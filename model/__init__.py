@@ -4,7 +4,7 @@ No UI code lives here: this package imports neither streamlit, plotly nor bertvi
 """
 
 from .attention import AttentionTrace, MultiHeadAttention, attention
-from .checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, CheckpointPeek, LoadedCheckpoint, load_checkpoint, peek, save_checkpoint
 from .config import ConfigError, GPTConfig, TransformerConfig
 from .device import default_device
 from .embeddings import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, TokenEmbedding, sinusoidal_table
@@ -17,9 +17,9 @@ from .trace import trace
 from .transformer import Decoder, Encoder, Seq2SeqTrace, Transformer
 
 __all__ = [
-    "AttentionTrace", "CheckpointError", "ConfigError", "Decoder", "DecoderLayer", "Encoder", "EncoderLayer",
-    "FeedForward", "GPT", "GPTConfig", "GPTTrace", "KVCache", "LayerNorm", "LearnedPositionalEmbedding",
+    "AttentionTrace", "CheckpointError", "CheckpointPeek", "ConfigError", "Decoder", "DecoderLayer", "Encoder",
+    "EncoderLayer", "FeedForward", "GPT", "GPTConfig", "GPTTrace", "KVCache", "LayerNorm", "LearnedPositionalEmbedding",
     "LoadedCheckpoint", "ModelCache", "MultiHeadAttention", "RMSNorm", "Seq2SeqTrace", "SinusoidalPositionalEncoding",
     "TokenEmbedding", "Transformer", "TransformerConfig", "attention", "causal_mask", "combine_masks",
-    "default_device", "load_checkpoint", "padding_mask", "save_checkpoint", "sinusoidal_table", "trace",
+    "default_device", "load_checkpoint", "padding_mask", "peek", "save_checkpoint", "sinusoidal_table", "trace",
 ]

@@ -7,6 +7,7 @@
 Loading never unpickles anything, whatever a file is called: `torch.load` can run
 arbitrary code hidden in a pickle. Every way a checkpoint can be wrong (missing,
 truncated, foreign, mismatched) raises CheckpointError with a message a user can act on.
+`peek` reads and checks config.json alone, for lists of checkpoints: the same checks and messages.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -36,6 +37,7 @@ WEIGHTS_FILE = "model.safetensors"
 MAX_CONFIG_BYTES = 20 * 1024 * 1024  # a config.json larger than this is not one of ours
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 ARCHITECTURES = {"gpt": (GPT, GPTConfig), "transformer": (Transformer, TransformerConfig)}
+Architecture = Literal["gpt", "transformer"]
 
 
 class CheckpointError(Exception):
@@ -86,6 +88,21 @@ class LoadedCheckpoint:
             raise ValueError(f"the input has {ids.shape[1]} tokens; the model's context is {self.config.max_len}.")
         out = self.model.generate(ids, min(20, room))
         return self.tokenizer.decode(out[0, ids.shape[1]:].tolist())
+
+
+@dataclass(frozen=True)
+class CheckpointPeek:
+    """What a checkpoint's config.json says, checked as load_checkpoint checks it, without its weights."""
+
+    architecture: Architecture
+    config: GPTConfig | TransformerConfig
+    tokenizer: Any
+    meta: dict
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
 
 def _architecture_of(model: nn.Module) -> str:
@@ -196,6 +213,17 @@ def _replace_directory(new: Path, target: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def checkpoint_folders(directory: str | os.PathLike) -> list[Path]:
+    """The visible sub-folders of `directory`, sorted; [] when it cannot be listed.
+
+    Hidden ones are a save or a delete in progress ('.NAME.saving-*', '.NAME.old-PID'): never listed.
+    """
+    try:
+        return sorted(p for p in Path(directory).iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
 def _looks_like_pickle(path: Path) -> bool:
     """torch.save writes a zip (PK..) or a raw pickle (0x80 protocol byte); we only peek at bytes."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -253,23 +281,31 @@ def _read_document(directory: Path) -> dict:
     return document
 
 
-def _build_model(document: dict, max_parameters: int | None = None) -> nn.Module:
-    """The model the config describes; with max_parameters, sized on the meta device first."""
-    model_cls, config_cls = ARCHITECTURES[document["architecture"]]
+def _read_config(document: dict) -> GPTConfig | TransformerConfig:
+    """The model config the document describes (validated by the config class)."""
+    _, config_cls = ARCHITECTURES[document["architecture"]]
     config_data = document.get("config")
     if not isinstance(config_data, dict):
         raise CheckpointError("the checkpoint config has no 'config' object describing the model.")
     try:
-        config = config_cls.from_dict(config_data)
+        return config_cls.from_dict(config_data)
+    except (ConfigError, TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's model config is invalid: {error}") from error
+
+
+def _build_model(peeked: CheckpointPeek, max_parameters: int | None = None) -> nn.Module:
+    """The model the config describes; with max_parameters, sized on the meta device first."""
+    model_cls, _ = ARCHITECTURES[peeked.architecture]
+    try:
         if max_parameters is not None:
             with torch.device("meta"):  # shapes only: no memory for a config that asks for billions
-                count = sum(p.numel() for p in model_cls(config).parameters())
+                count = sum(p.numel() for p in model_cls(peeked.config).parameters())
             if count > max_parameters:
                 raise CheckpointError(
                     f"the config describes a model with {count:,} parameters, more than the weights file "
                     f"could hold ({max_parameters:,}): the config and the weights do not belong together."
                 )
-        return model_cls(config)
+        return model_cls(peeked.config)
     except (ConfigError, TypeError, ValueError) as error:
         raise CheckpointError(f"the checkpoint's model config is invalid: {error}") from error
 
@@ -320,6 +356,24 @@ def _read_tokenizer(document: dict, config: GPTConfig | TransformerConfig):
     return tokenizer
 
 
+def peek(path: str | os.PathLike) -> CheckpointPeek:
+    """Architecture, config, tokenizer and meta of a checkpoint, from config.json alone.
+
+    Cheap enough to run for every checkpoint a picker lists: the weights file is never opened.
+    Raises the CheckpointError load_checkpoint would raise for the same config.
+    """
+    directory = _checkpoint_dir(Path(path))
+    try:
+        document = _read_document(directory)
+    except OSError as error:
+        raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {error}") from error
+    config = _read_config(document)
+    meta = document.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError("the checkpoint's 'meta' must be a JSON object.")
+    return CheckpointPeek(document["architecture"], config, _read_tokenizer(document, config), meta, directory)
+
+
 def load_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu", max_parameters: int | None = None
 ) -> LoadedCheckpoint:
@@ -327,14 +381,7 @@ def load_checkpoint(
 
     max_parameters (for files from strangers): refuse, before allocating it, a model larger than that.
     """
-    directory = _checkpoint_dir(Path(path))
-    try:
-        document = _read_document(directory)
-    except OSError as error:
-        raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {error}") from error
-    model = _build_model(document, max_parameters)
-    _load_weights(model, _read_weights(directory))
-    meta = document.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise CheckpointError("the checkpoint's 'meta' must be a JSON object.")
-    return LoadedCheckpoint(model.to(device).eval(), _read_tokenizer(document, model.config), model.config, meta, directory)
+    peeked = peek(path)  # the config is checked in full before any memory goes to weights
+    model = _build_model(peeked, max_parameters)
+    _load_weights(model, _read_weights(peeked.path))
+    return LoadedCheckpoint(model.to(device).eval(), peeked.tokenizer, model.config, peeked.meta, peeked.path)

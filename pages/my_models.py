@@ -2,22 +2,25 @@
 
 import streamlit as st
 
-from app_lib.checkpoints import CheckpointEntry, list_checkpoints, user_models_dir
-from app_lib.inputs import code_span
-from app_lib.ownership import NotYoursError, delete_model, is_owner
+from app_lib.checkpoints import CheckpointEntry, list_checkpoints
 from app_lib.sidebar import CHECKPOINT_KEY, select_checkpoint
 from app_lib.state import ensure_entrypoint, session_owner
 from app_lib.ui import intro
-from app_lib.uploads import (
-    CONFIG_FILE,
-    MAX_UPLOAD_MB,
+from app_lib.uploads import MAX_UPLOAD_MB, install_upload, zip_checkpoint
+from app_lib.user_models import (
     NAME_MAX,
-    WEIGHTS_FILE,
+    USER_PREFIX,
     NameTakenError,
-    install_upload,
-    zip_checkpoint,
+    NotYoursError,
+    delete_user_model,
+    folder_of,
+    is_owner,
+    user_entry_name,
+    user_models_dir,
 )
+from explain.inputs import code_span
 from model import CheckpointError
+from model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 ensure_entrypoint()  # this page reads no selection, but must still run inside app.py (see ensure_entrypoint)
 
@@ -27,7 +30,7 @@ DELETE_RESULT_KEY = "_tp_delete_result"
 intro(
     "Your models",
     "Models saved on the Train page, or uploaded here, live in the class's folder and appear in the sidebar's "
-    "checkpoint list as `user/NAME`. Everyone can open and download them; only the browser session that saved "
+    f"checkpoint list as `{USER_PREFIX}NAME`. Everyone can open and download them; only the browser session that saved "
     "a model can replace or delete it (after a reload you are a new session: save under a new name). "
     f"Upload a checkpoint saved by this app: one `.zip` holding `{CONFIG_FILE}` "
     f"and `{WEIGHTS_FILE}`, or those two files. Every upload is checked against the model code before it is kept; "
@@ -59,7 +62,7 @@ def show_delete_result(result: tuple) -> None:
     """What became of the last delete: done, or refused and why."""
     kind, detail = result
     if kind == "deleted":
-        st.success(f"Deleted {code_span('user/' + detail)}.")
+        st.success(f"Deleted {code_span(user_entry_name(detail))}.")
     else:
         st.error(f"Not deleted: {detail}")
 
@@ -83,17 +86,17 @@ def show_upload_result(result: tuple) -> None:
         name, typed, ignored = details
         note = (f" (names are lowercase letters, digits, '-' and '_', so {code_span(typed)} became "
                 f"{code_span(name)})" if typed and typed != name else "")
-        st.success(f"Saved as {code_span('user/' + name)}{note}. It is in the sidebar's checkpoint list.")
+        st.success(f"Saved as {code_span(user_entry_name(name))}{note}. It is in the sidebar's checkpoint list.")
         if ignored:
             st.caption("Ignored in the zip: " + ", ".join(code_span(m) for m in ignored))
-        st.button("Open it now", on_click=select_checkpoint, args=(f"user/{name}",), key="up_open")
+        st.button("Open it now", on_click=select_checkpoint, args=(user_entry_name(name),), key="up_open")
 
 
 def delete(entry: CheckpointEntry) -> None:
     """The confirm button's callback: delete one of this session's models (runs before the sidebar is drawn)."""
-    name = entry.name.removeprefix("user/")
+    name = folder_of(entry.name)
     try:
-        delete_model(entry.path, session_owner())
+        delete_user_model(name, session_owner())
     except (NotYoursError, OSError) as error:
         st.session_state[DELETE_RESULT_KEY] = ("delete_failed", str(error))
         return
@@ -104,7 +107,7 @@ def delete(entry: CheckpointEntry) -> None:
 
 def model_row(entry: CheckpointEntry, owner: str) -> None:
     """One saved model: its name, whose it is, why it is broken if it is; download it, or delete it if yours."""
-    name = entry.name.removeprefix("user/")
+    name = folder_of(entry.name)
     mine = is_owner(entry.path, owner)
     left, middle, right = st.columns([2, 4, 2], vertical_alignment="center")
     left.markdown(f"**{code_span(name)}**")

@@ -1,21 +1,32 @@
 """Nobody touches what is not theirs: in the shared user folder only the session that saved a model
-may replace or delete it (app_lib.ownership), through uploads, the Train page's save, and the
+may replace or delete it (app_lib.user_models, the store), through uploads, the Train page's save, and the
 Your models page. Every test writes into a temporary TP_USER_MODELS.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 from app_lib.checkpoints import list_checkpoints
-from app_lib.ownership import NotYoursError, delete_model, is_owner, owner_tag, stored_owner, with_owner
 from app_lib.training_job import JobQueue, TrainingJob, TrainSettings
 from app_lib.uploads import UploadedBytes, install_upload, zip_checkpoint
-from model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from app_lib.user_models import (
+    NameTakenError,
+    NotYoursError,
+    delete_user_model,
+    is_owner,
+    list_user_models,
+    owner_tag,
+    save_user_model,
+    stored_owner,
+    with_owner,
+)
+from model import CheckpointError, GPT, GPTConfig, load_checkpoint, save_checkpoint
 from model.tasks.reversal import ReversalTask
 from model.tokenizers import SymbolTokenizer
 
@@ -82,7 +93,7 @@ def test_an_untagged_model_is_never_replaced_or_deleted(user_dir, tmp_path):
         install_upload(as_upload(reversal_checkpoint(tmp_path / "b", 1)), user_dir, "lesson", overwrite=True,
                        owner=ALICE)
     with pytest.raises(NotYoursError):
-        delete_model(teachers, ALICE)
+        delete_user_model("lesson", ALICE)
     assert weights_of(teachers) == before
 
 
@@ -106,12 +117,62 @@ def test_training_save_never_replaces_another_sessions_model(user_dir):
 def test_delete_is_the_owners_only_and_leaves_nothing_half_listed(user_dir, tmp_path):
     path = install_upload(as_upload(reversal_checkpoint(tmp_path / "a", 0)), user_dir, "rev", owner=ALICE).path
     with pytest.raises(NotYoursError):
-        delete_model(path, BOB)
+        delete_user_model("rev", BOB)
     assert [e.name for e in list_checkpoints() if e.source == "user"] == ["user/rev"]
-    delete_model(path, ALICE)
+    delete_user_model("rev", ALICE)
     assert not path.exists() and list(user_dir.iterdir()) == []  # no hidden leftovers either
     with pytest.raises(FileNotFoundError):
-        delete_model(path, ALICE)
+        delete_user_model("rev", ALICE)
+
+
+def tiny_model(seed: int) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=4, max_len=8, d_model=16, n_heads=2, n_layers=1))
+
+
+def test_the_store_saves_lists_and_refuses_bad_or_taken_names(user_dir):
+    path = save_user_model("rev", tiny_model(0), SymbolTokenizer.of_size(4), {"steps": 1}, ALICE)
+    assert path == user_dir / "rev" and stored_owner(path) == ALICE
+    assert [(m.name, m.entry_name) for m in list_user_models()] == [("rev", "user/rev")]
+    for bad in ("", "../rev", "a/b", ".hidden", "-x", "x" * 49):
+        with pytest.raises(CheckpointError, match="a name is"):
+            save_user_model(bad, tiny_model(0), None, {}, ALICE)
+    before = weights_of(path)
+    with pytest.raises(NameTakenError) as taken:
+        save_user_model("rev", tiny_model(1), None, {}, ALICE)
+    assert (taken.value.name, taken.value.suggestion) == ("rev", "rev-2") and weights_of(path) == before
+    with pytest.raises(NotYoursError) as refused:
+        save_user_model("rev", tiny_model(1), None, {}, BOB, overwrite=True)
+    assert refused.value.suggestion == "rev-2" and weights_of(path) == before
+    save_user_model("rev", tiny_model(1), None, {"owner": BOB}, ALICE, overwrite=True)
+    assert weights_of(path) != before and stored_owner(path) == ALICE  # meta's owner is always the saver's
+
+
+def test_two_sessions_saving_one_name_at_once_cannot_both_take_it(user_dir):
+    outcomes: list[str] = []
+
+    def save(tag: str, seed: int) -> None:
+        try:
+            save_user_model("race", tiny_model(seed), None, {}, tag)
+            outcomes.append("saved")
+        except NameTakenError:
+            outcomes.append("taken")
+
+    threads = [threading.Thread(target=save, args=(tag, i)) for i, tag in enumerate((ALICE, BOB) * 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["saved", "taken", "taken", "taken"]
+    assert [p.name for p in user_dir.iterdir()] == ["race"]
+
+
+def test_delete_takes_a_name_never_a_path(user_dir, tmp_path):
+    outside = save_user_model("rev", tiny_model(0), None, {}, ALICE, directory=tmp_path / "elsewhere")
+    for name in ("../elsewhere/rev", str(outside), ""):
+        with pytest.raises(NotYoursError):
+            delete_user_model(name, ALICE)
+    assert outside.exists()
 
 
 def test_a_corrupt_config_has_no_owner(user_dir):

@@ -16,20 +16,17 @@ import pytest
 import torch
 from conftest import tiny_gpt
 
-from app_lib import uploads
 from app_lib.checkpoints import list_checkpoints
 from app_lib.uploads import (
     MAX_UNPACKED_BYTES,
     MAX_UPLOAD_BYTES,
-    NAME_MAX,
-    NameTakenError,
     UploadedBytes,
     UploadError,
     default_name,
     install_upload,
-    sanitise_name,
     zip_checkpoint,
 )
+from app_lib.user_models import NAME_MAX, NAME_PATTERN, NameTakenError, free_name, sanitise_name
 from model import CheckpointError, GPT, GPTConfig, load_checkpoint, save_checkpoint
 from model.tasks.reversal import ReversalTask
 from model.tokenizers import SymbolTokenizer
@@ -317,7 +314,7 @@ def test_files_in_different_folders(source, user_dir):
 ])
 def test_names_are_sanitised(raw, expected):
     name = sanitise_name(raw)
-    assert name == expected and SAFE_NAME.fullmatch(name)
+    assert name == expected and SAFE_NAME.fullmatch(name) and NAME_PATTERN.fullmatch(name)  # the store saves it
 
 
 def test_default_name_comes_from_the_zip():
@@ -347,12 +344,12 @@ def test_free_name_respects_the_length_cap(user_dir):
     user_dir.mkdir()
     long = "x" * NAME_MAX
     (user_dir / long).mkdir()
-    suggestion = uploads.free_name(long, user_dir)
+    suggestion = free_name(long, user_dir)
     assert suggestion == "x" * (NAME_MAX - 2) + "-2" and SAFE_NAME.fullmatch(suggestion)
 
 
 def test_an_upload_error_is_a_checkpoint_error():
-    assert issubclass(UploadError, CheckpointError) and issubclass(NameTakenError, UploadError)
+    assert issubclass(UploadError, CheckpointError) and issubclass(NameTakenError, CheckpointError)
 
 
 # ------------------------------------------------------------------ the page, through AppTest
@@ -379,7 +376,7 @@ def test_page_lists_working_and_broken_models(source, user_dir):
     at = my_models_page(user_dir)
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Your models"
-    assert any("broken" in e.value and "cannot be read" in e.value for e in at.main.error)
+    assert any("broken" in e.value and "not valid JSON" in e.value for e in at.main.error)  # load's own words
     downloads = at.get("download_button")
     assert len(downloads) == 1 and downloads[0].proto.label == "Download .zip"
     assert len(at.file_uploader) == 1
