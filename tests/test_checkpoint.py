@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
+import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import tiny_gpt, tiny_transformer
-from model import CheckpointError, load_checkpoint, save_checkpoint
+from model import CheckpointError, load_checkpoint, peek, save_checkpoint
+from model.tokenizers import SymbolTokenizer
 
 
 @pytest.mark.parametrize("make", [tiny_gpt, tiny_transformer])
@@ -147,3 +152,76 @@ def test_directory_of_only_pickles(tmp_path):
 
 def test_loading_by_config_file_path(good):
     assert load_checkpoint(good / "config.json").config.d_model == 32
+
+
+# ------------------------------------------------------------------ peek: the config without the weights
+
+
+@pytest.mark.parametrize("make", [tiny_gpt, tiny_transformer])
+def test_peek_says_what_load_says(tmp_path, make):
+    path = save_checkpoint(tmp_path / "c", make(2), SymbolTokenizer.of_size(6), meta={"steps": 3, "task": None})
+    peeked, loaded = peek(path), load_checkpoint(path)
+    assert peeked.config == loaded.config and peeked.meta == loaded.meta and peeked.path == loaded.path
+    assert peeked.architecture == loaded.architecture and peeked.name == loaded.name == "c"
+    assert peeked.tokenizer.to_dict() == loaded.tokenizer.to_dict()
+    assert peek(path / "config.json").config == peeked.config
+
+
+def test_peek_never_opens_the_weights(good, monkeypatch):
+    (good / "model.safetensors").write_bytes(b"\x00" * 100)  # corrupt: load refuses it, peek does not read it
+    opened = []
+
+    def spy(file, *args, **kwargs):
+        opened.append(Path(file).name if isinstance(file, (str, os.PathLike)) else file)
+        return real_open(file, *args, **kwargs)
+
+    real_open = io.open
+    monkeypatch.setattr(io, "open", spy)
+    monkeypatch.setattr(builtins, "open", spy)
+    assert peek(good).config.d_model == 32
+    monkeypatch.undo()
+    assert "config.json" in opened and "model.safetensors" not in opened
+    expect_error(good, "truncated or not a safetensors")
+
+
+def test_peek_works_without_weights(good):
+    (good / "model.safetensors").unlink()
+    assert peek(good).architecture == "gpt"
+
+
+def damage(kind: str, good: Path) -> Path:
+    """A checkpoint (or path) wrong in one way the config alone shows."""
+    document = json.loads((good / "config.json").read_text())
+    if kind == "pickle file":
+        (good.parent / "model.pt").write_bytes(pickle.dumps({"a": 1}))
+        return good.parent / "model.pt"
+    if kind == "only pickles":
+        folder = good.parent / "torch_ckpt"
+        folder.mkdir()
+        torch.save({"w": torch.zeros(2)}, folder / "pytorch_model.bin")
+        return folder
+    changes = {
+        "foreign": {"model_type": "gpt2", "n_embd": 768},
+        "newer format": document | {"format_version": 99},
+        "unknown architecture": document | {"architecture": "mamba"},
+        "invalid config": document | {"config": document["config"] | {"n_kv_heads": 3}},
+        "meta not an object": document | {"meta": [1, 2]},
+        "tokenizer too large": document | {"tokenizer": SymbolTokenizer.of_size(40).to_dict()},
+    }
+    if kind == "malformed":
+        (good / "config.json").write_text('{"format": "transformer-playground", ', encoding="utf-8")
+    else:
+        (good / "config.json").write_text(json.dumps(changes[kind]), encoding="utf-8")
+    return good
+
+
+@pytest.mark.parametrize("kind", ["pickle file", "only pickles", "foreign", "malformed", "newer format",
+                                  "unknown architecture", "invalid config", "meta not an object",
+                                  "tokenizer too large"])
+def test_peek_refuses_what_load_refuses_in_the_same_words(good, kind):
+    path = damage(kind, good)
+    with pytest.raises(CheckpointError) as peeked:
+        peek(path)
+    with pytest.raises(CheckpointError) as loaded:
+        load_checkpoint(path)
+    assert str(peeked.value) == str(loaded.value)
