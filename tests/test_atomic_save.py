@@ -16,6 +16,7 @@ from conftest import tiny_gpt
 import model.checkpoint as checkpoint_module
 from app_lib.checkpoints import list_checkpoints
 from app_lib.training_job import JobQueue, TrainingJob, TrainSettings
+from app_lib.user_models import save_user_model
 from model import CheckpointError, load_checkpoint, save_checkpoint
 
 FULL_DISK = OSError(errno.ENOSPC, "No space left on device")
@@ -141,3 +142,15 @@ def test_train_page_save_reports_the_failure_as_a_checkpoint_error(user_dir, mon
         job.save("m", overwrite=True)
     assert load_checkpoint(user_dir / "m").meta["steps"] == first
     assert sorted(p.name for p in user_dir.iterdir()) == ["m"]
+
+
+def test_a_failed_replace_through_the_store_keeps_the_owners_model(user_dir, monkeypatch):
+    """save_user_model (uploads and the Train page) on a full disk: version 1 intact, the store still usable."""
+    save_user_model("m", tiny_gpt(), None, {"version": 1}, "tag")
+    with monkeypatch.context() as patch, pytest.raises(
+            CheckpointError, match=r"Saving m failed \(the disk is full\); the previous version of m is intact"):
+        patch.setattr(checkpoint_module, "save_file", failing_save_file)
+        save_user_model("m", tiny_gpt(), None, {"version": 2}, "tag", overwrite=True)
+    assert_only_version_one(user_dir)
+    save_user_model("m", tiny_gpt(), None, {"version": 2}, "tag", overwrite=True)  # the lock was let go
+    assert load_checkpoint(user_dir / "m").meta["version"] == 2
