@@ -164,10 +164,11 @@ def list_user_models(directory: Path | None = None) -> list[UserModel]:
 
 def check_may_save(folder: str, owner_tag: str | None, *, overwrite: bool = False,
                    directory: Path | None = None) -> None:
-    """Whether `owner_tag` may save as `folder` now: CheckpointError for a bad name,
-    NameTakenError when it exists and overwrite is False, NotYoursError when another session saved it.
+    """Refuse a save `owner_tag` may not make as `folder` now; return quietly when it may.
 
-    Cheap: uploads ask before checking a large file; save_user_model asks again under the lock.
+    CheckpointError for a name outside NAME_PATTERN, NameTakenError when it exists and overwrite
+    is False, NotYoursError when another session (or nobody) saved it. Cheap: uploads ask before
+    checking a large file, and save_user_model asks again under the lock.
     """
     if not NAME_PATTERN.fullmatch(folder or ""):
         raise CheckpointError(f"a name is 1-{NAME_MAX} letters, digits, '-' or '_', starting with a letter or digit.")
@@ -197,10 +198,10 @@ def save_user_model(folder: str, model: nn.Module, tokenizer, meta: dict, owner_
 
 
 def delete_user_model(folder: str, owner_tag: str | None, *, directory: Path | None = None) -> None:
-    """Delete the store's `folder` when `owner_tag` saved it: renamed to a hidden folder first, so
-    the picker never lists half of it.
+    """Delete the store's `folder` when `owner_tag` saved it (the picker never lists half of it).
 
-    NotYoursError for anybody else's (or an untagged) model; FileNotFoundError when it is already gone.
+    It is renamed into a hidden folder first, then removed. NotYoursError for anybody else's
+    (or an untagged) model; FileNotFoundError when it is already gone.
     """
     directory = user_models_dir() if directory is None else Path(directory)
     if not NAME_PATTERN.fullmatch(folder or ""):
