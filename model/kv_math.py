@@ -111,43 +111,12 @@ PRESETS: dict[str, ModelShape] = {
 }
 
 
-def preset_table() -> list[dict[str, object]]:
-    """One row per preset: its shape, bytes per token (float16) and the cache at its full context."""
-    rows = []
-    for shape in PRESETS.values():
-        per_token = bytes_per_token(shape.n_layers, shape.n_kv_heads, shape.d_head, DTYPE_BYTES["float16"])
-        rows.append({
-            "model": shape.name, "kind": shape.kind, "layers": shape.n_layers, "heads": shape.n_heads,
-            "kv heads": shape.n_kv_heads, "d_head": shape.d_head, "context": shape.context,
-            "KiB per token (fp16)": per_token / 1024,
-            "GiB at full context (fp16, batch 1)": per_token * shape.context / 1024**3,
-        })
-    return rows
-
-
 def attention_parameters(d_model: int, n_heads: int, n_kv_heads: int, bias: bool = True) -> int:
     """Weights (and biases) of one attention module: W_Q and W_O are D x H*Dh, W_K and W_V D x Hkv*Dh."""
     d_head = d_model // n_heads
     q_out, kv_out = n_heads * d_head, n_kv_heads * d_head
     weights = 2 * d_model * q_out + 2 * d_model * kv_out
     return weights + ((q_out + 2 * kv_out + d_model) if bias else 0)
-
-
-def attention_summary(config, n_parameters: int, bytes_per_element: int = 4) -> dict[str, object]:
-    """One comparison row for a model config: heads, projection shapes, parameters, cache per token."""
-    d_head = config.d_model // config.n_heads
-    kv = config.n_kv_heads
-    return {
-        "attention": attention_variant(config.n_heads, kv),
-        "H (query heads)": config.n_heads,
-        "H_kv (K/V heads)": kv,
-        "d_head": d_head,
-        "W_Q (d_model × H·d_head)": f"{config.d_model} × {config.n_heads * d_head}",
-        "W_K, W_V (d_model × H_kv·d_head)": f"{config.d_model} × {kv * d_head}",
-        "attention parameters per layer": attention_parameters(config.d_model, config.n_heads, kv, config.bias),
-        "parameters (whole model)": n_parameters,
-        "KV cache per token": format_bytes(bytes_per_token(config.n_layers, kv, d_head, bytes_per_element)),
-    }
 
 
 def format_bytes(n: float) -> str:

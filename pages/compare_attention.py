@@ -2,29 +2,19 @@
 
 import random
 
-import pandas as pd
 import streamlit as st
 
 from app_lib.checkpoints import list_checkpoints, load_model
-from app_lib.examples import default_text
-from app_lib.inputs import code_span
 from app_lib.state import Selection, current_selection
 from app_lib.tracing import traced
-from app_lib.ui import chart, intro, page_fragment, show_notes
+from app_lib.ui import chart, intro, page_fragment, record_table, show_notes
+from explain.cache import attention_summary, calculate, preset, preset_rows
+from explain.compare import evaluate_family, families
+from explain.examples import default_text
+from explain.inputs import code_span
 from model.decode_speed import SpeedSetup, measure_decode_speed
-from model.kv_math import (
-    DTYPE_BYTES,
-    PRESETS,
-    attention_summary,
-    cache_bytes,
-    format_bytes,
-    largest_divisor_at_most,
-    preset_table,
-)
-from viz.figures import allowed_matrix
+from model.kv_math import DTYPE_BYTES, PRESETS
 from viz.figures_compare import plot_cache_sizes, plot_decode_speed, plot_grouped_heads, plot_position_accuracy
-
-FAMILIES = ("reversal", "shakespeare")
 
 
 def request(flag: str) -> None:
@@ -33,7 +23,7 @@ def request(flag: str) -> None:
 
 
 def apply_preset() -> None:
-    shape = PRESETS.get(st.session_state["calc_preset"])
+    shape = preset(st.session_state["calc_preset"])
     if shape is not None:
         st.session_state.update(calc_layers=shape.n_layers, calc_heads=shape.n_heads, calc_kv=shape.n_kv_heads,
                                 calc_dhead=shape.d_head, calc_context=shape.context)
@@ -53,68 +43,52 @@ intro(
 @page_fragment("compare_attention")
 def family_comparison(selection: Selection) -> None:
     """Section 1: a family, layer or evaluation change reruns only this (app_lib.ui.page_fragment)."""
-    entries = [e for e in list_checkpoints() if e.source == "shipped" and e.error is None]
-    families = {f: [e.name for e in entries if e.name.startswith(f + "-")] for f in FAMILIES}
-    families = {f: names for f, names in families.items() if len(names) > 1}
+    names = [e.name for e in list_checkpoints() if e.source == "shipped" and e.error is None]
+    found = families(names)
     st.header("1. The same task, three kinds of attention")
-    if not families:
+    if not found:
         st.info("No family of shipped models to compare (e.g. reversal-mha, reversal-gqa, reversal-mqa).")
-    else:
-        current = next((f for f, names in families.items() if selection.entry.name in names), next(iter(families)))
-        family = st.radio("Models", list(families), index=list(families).index(current), horizontal=True,
-                          format_func=lambda f: f"{f}: " + ", ".join(families[f]), key="cmp_family")
-        names = families[family]
-        checkpoints = {n: load_model(n) for n in names}
-        text = selection.text if selection.entry.name in names else default_text(checkpoints[names[0]])
-        st.markdown(f"All models read the same input: {code_span(text)}" + ("" if selection.entry.name in names else
-                    " (the sidebar's model is not in this family, so its example input is used)."))
-        rows = {n: attention_summary(c.config, c.model.num_parameters) for n, c in checkpoints.items()}
-        st.dataframe(pd.DataFrame(rows).astype(str), width="stretch")
+        return
+    by_name = {f.name: f for f in found}
+    current = next((f for f in found if selection.entry.name in f.members), found[0])
+    family = by_name[st.radio("Models", list(by_name), index=found.index(current), horizontal=True,
+                              format_func=lambda name: by_name[name].label, key="cmp_family")]
+    checkpoints = {n: load_model(n) for n in family.members}
+    own_input = selection.entry.name in family.members
+    text = selection.text if own_input else default_text(checkpoints[family.members[0]])
+    st.markdown(f"All models read the same input: {code_span(text)}" + ("" if own_input else
+                " (the sidebar's model is not in this family, so its example input is used)."))
+    record_table([attention_summary(n, c.config, c.model.num_parameters) for n, c in checkpoints.items()],
+                 transpose=True, index="model")
 
-        layer = st.selectbox("Layer", range(min(c.config.n_layers for c in checkpoints.values())), key="cmp_layer")
-        for n, c in checkpoints.items():
-            prepared = traced(n, text)
-            show_notes([note for note in prepared.notes if note.level == "error"])
-            if not prepared.ok:
-                continue
-            att = prepared.attention("self")[layer]
-            allowed = allowed_matrix(att.mask, *att.weights.shape[1:])[0]
-            chart(plot_grouped_heads(att.weights[0], allowed, c.config.n_kv_heads, prepared.labels,
+    layer = st.selectbox("Layer", range(min(c.config.n_layers for c in checkpoints.values())), key="cmp_layer")
+    for n, c in checkpoints.items():
+        prepared = traced(n, text)
+        show_notes([note for note in prepared.notes if note.level == "error"])
+        if prepared.ok:
+            chart(plot_grouped_heads(prepared.attention("self")[layer], prepared.labels,
                                      f"{n}: layer {layer}, {c.config.n_heads} query heads over "
                                      f"{c.config.n_kv_heads} K/V head(s)"), f"heads_{n}")
-        st.caption("Query heads on one coloured band read the same keys and values (masked cells show the band's "
-                   "colour). With one K/V head for all, MQA's heads can still attend differently: their queries differ.")
+    st.caption("Query heads on one coloured band read the same keys and values (masked cells show the band's "
+               "colour). With one K/V head for all, MQA's heads can still attend differently: their queries differ.")
 
-        st.subheader("Quality on fresh data")
-        st.markdown("Measured now on sequences the models never saw, not read from their files.")
-        st.button("Evaluate the models", key="cmp_evaluate", on_click=request, args=("cmp_evaluate_now",))
-        if st.session_state.pop("cmp_evaluate_now", False):
-            seed = random.randrange(1_000_000)
-            results = {}
-            with st.spinner("Evaluating..."):
-                for n, c in checkpoints.items():
-                    try:
-                        results[n] = c.task.evaluate(c.model, num_sequences=500 if family == "reversal" else 100,
-                                                     seed=seed)
-                    except (FileNotFoundError, ValueError) as error:
-                        results[n] = {"error": str(error)}
-            st.session_state["cmp_quality"] = (tuple(names), seed, results)
-        stored = st.session_state.get("cmp_quality")
-        if stored and stored[0] == tuple(names):
-            _, seed, results = stored
-            failed = {n: r["error"] for n, r in results.items() if "error" in r}
-            for n, message in failed.items():
-                st.error(f"{n}: {message}")
-            good = {n: r for n, r in results.items() if n not in failed}
-            if family == "reversal" and good:
-                task = checkpoints[names[0]].task
-                chart(plot_position_accuracy({n: r["accuracy_by_position"] for n, r in good.items()}, task.n,
-                                             1 / task.vocab), "quality_by_position")
-                st.caption(f"Fresh sequences from seed {seed}. " + " · ".join(
-                    f"{n}: reversed half {r['second_half_accuracy']:.1%}" for n, r in good.items()))
-            elif good:
-                st.dataframe(pd.DataFrame({n: {"validation loss": r["val_loss"], "perplexity": r["val_perplexity"],
-                                               "accuracy": r["val_accuracy"]} for n, r in good.items()}))
+    st.subheader("Quality on fresh data")
+    st.markdown("Measured now on sequences the models never saw, not read from their files.")
+    st.button("Evaluate the models", key="cmp_evaluate", on_click=request, args=("cmp_evaluate_now",))
+    if st.session_state.pop("cmp_evaluate_now", False):
+        with st.spinner("Evaluating..."):
+            st.session_state["cmp_quality"] = evaluate_family(family, checkpoints, random.randrange(1_000_000))
+    quality = st.session_state.get("cmp_quality")
+    if quality is None or quality.members != family.members:
+        return
+    for failed in quality.failed:
+        st.error(f"{failed.name}: {failed.error}")
+    if quality.n is not None and quality.measured:
+        chart(plot_position_accuracy(quality), "quality_by_position")
+        st.caption(f"Fresh sequences from seed {quality.seed}. " + " · ".join(
+            f"{r.name}: reversed half {r.second_half:.1%}" for r in quality.measured))
+    elif quality.measured:
+        record_table(quality.language_rows(), index="model")
 
 
 @page_fragment("compare_attention")
@@ -122,7 +96,7 @@ def cache_calculator() -> None:
     """Section 2: the calculator's numbers rerun only this."""
     st.header("2. Cache-size calculator")
     st.markdown("Published model shapes, typed in from their papers and configs; change any number.")
-    st.dataframe(pd.DataFrame(preset_table()), hide_index=True, width="stretch")
+    record_table(preset_rows())
 
     for widget, start in {"calc_preset": "Llama-2-70B (GQA)", "calc_layers": 80, "calc_heads": 64, "calc_kv": 8,
                           "calc_dhead": 128, "calc_context": 4096, "calc_batch": 1}.items():
@@ -136,15 +110,10 @@ def cache_calculator() -> None:
     context = cols[4].number_input("context T", 1, 2_000_000, key="calc_context")
     batch = cols[5].number_input("batch B", 1, 4096, key="calc_batch")
     dtype = cols[6].selectbox("dtype", list(DTYPE_BYTES), index=1, key="calc_dtype")
-    gqa = kv if heads % kv == 0 and 1 < kv < heads else largest_divisor_at_most(heads, max(2, heads // 4))
-    variants = {"MHA": heads, f"GQA ({gqa} K/V)": gqa, "MQA": 1}
-    sizes = {name: cache_bytes(layers, n, d_head, context, batch, DTYPE_BYTES[dtype]) for name, n in variants.items()}
-    metrics = st.columns(3)
-    for column, (name, n) in zip(metrics, variants.items()):
-        column.metric(name, format_bytes(sizes[name]),
-                      f"{format_bytes(cache_bytes(layers, n, d_head, 1, 1, DTYPE_BYTES[dtype]))} per token",
-                      delta_color="off", delta_arrow="off")
-    chart(plot_cache_sizes(sizes, context), "cache_calculator")
+    results = calculate(layers, heads, kv, d_head, context, batch, dtype)
+    for column, result in zip(st.columns(len(results)), results):
+        column.metric(result.label, result.total_text, result.per_token_text, delta_color="off", delta_arrow="off")
+    chart(plot_cache_sizes(results, context), "cache_calculator")
     st.caption("A 7B model's weights take about 13 GiB in float16: at long contexts and large batches, an MHA cache "
                "outgrows the model itself. That is why Llama-2-70B and Mistral use GQA, and Falcon MQA.")
 

@@ -3,12 +3,11 @@
 import streamlit as st
 
 from app_lib.checkpoints import version_of
-from app_lib.inputs import code_span, read_input
 from app_lib.state import current_selection
-from app_lib.tracing import display_token, token_labels
 from app_lib.ui import chart, intro, page_fragment, show_notes
+from explain.generation import cache_tensors, generation_view
+from explain.inputs import code_span, read_input
 from model.generation_trace import session_for
-from model.kv_math import attention_kind, cache_bytes, format_bytes
 from viz.figures_generation import (
     plot_cache_growth,
     plot_cache_tensors,
@@ -34,7 +33,6 @@ model_input = read_input(checkpoint, selection.text)
 show_notes([n for n in model_input.notes if n.level == "error"])
 if not model_input.ok:
     st.stop()
-seq2seq = checkpoint.architecture == "transformer"
 
 controls = st.columns([2, 2, 1, 1])
 temperature = controls[0].slider("Temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.1, key="kv_temperature")
@@ -58,32 +56,29 @@ def advance() -> None:
 # A fragment: "Next token", the layer and the autoplay timer rerun only this part of the page
 # (app_lib.ui.page_fragment, here with its timer); the controls above change the whole page.
 @page_fragment("kv_cache", run_every=0.8 if autoplay and not session.finished else None)
-def generation_view() -> None:
+def generation_section() -> None:
     """The generation so far, one step's attention and the cache; reruns on its own at each step."""
     if autoplay and not session.finished:
         advance()
         if session.finished:
             st.rerun()  # turns the timer off and the Next button's state with it
-    steps, last = session.steps, session.steps[-1]
-    vocabulary = [display_token(t) for t in tokenizer.tokens]
-    fed_tokens = [tokenizer.id_to_token(i) for i in session.tokens[: session.fed]]
-    labels = token_labels(fed_tokens)
-    source = f"Source {code_span(tokenizer.decode(list(session.source_ids)))} · " if seq2seq else ""
-    new_text = " ".join(code_span(display_token(tokenizer.id_to_token(i))) for i in session.generated)
+    view = generation_view(checkpoint, session)
+    last, labels = view.last, list(view.labels)
+    source = f"Source {code_span(view.source_text)} · " if view.source_text is not None else ""
+    new_text = " ".join(code_span(token) for token in view.generated)
     step_row = st.columns([1, 5], vertical_alignment="center")
     step_row[0].button("Next token", on_click=advance, type="primary", key="kv_next", disabled=session.finished,
                        width="stretch")
     step_row[1].markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
-                         + (" · **finished** (context full or end token)" if session.finished else ""))
-    chart(plot_next_token(last.probabilities, vocabulary, last.chosen,
+                         + (" · **finished** (context full or end token)" if view.finished else ""))
+    chart(plot_next_token(last.probabilities, view.vocabulary, last.chosen,
                           title=f"Step {last.index}: the next token is drawn from"), "next_token")
 
     layer = st.selectbox("Layer", range(config.n_layers), key="kv_layer")
     layer_step = last.layers[layer]
-    prefill = steps[0]
-    prompt_labels = labels[prefill.start : prefill.start + prefill.query_length]
+    prefill = view.prefill
     if prefill.query_length > 1:
-        chart(plot_prefill_scores(prefill.layers[layer].scaled_scores, prefill.mask, prompt_labels, layer),
+        chart(plot_prefill_scores(prefill.layers[layer].scaled_scores, prefill.mask, view.prompt_labels, layer),
               "prefill_scores")
         st.caption("Prefill: the prompt's tokens are queries all at once, so query i must be kept from keys "
                    "after it in the same pass: the causal mask (grey) is needed here, exactly as in training.")
@@ -96,40 +91,32 @@ def generation_view() -> None:
     else:
         st.info("Press **Next token** for the first decode step: one new query row over the cached keys.")
     if layer_step.cross_weights is not None:
-        source_labels = token_labels([tokenizer.id_to_token(i) for i in session.source_ids])
-        chart(plot_decode_row(layer_step.cross_weights, source_labels, labels[-1], layer, "Cross-attention"),
+        chart(plot_decode_row(layer_step.cross_weights, view.source_labels, labels[-1], layer, "Cross-attention"),
               "cross_row")
         st.caption("Cross-attention reads the encoder's keys and values, computed once from the source at the "
                    "prefill and cached: later steps only add their query.")
 
     st.subheader("The cache")
-    b, hkv, t, dh = session.cache_shape()
-    st.markdown(f"Each of the {config.n_layers} layers caches K and V shaped **(B={b}, H_kv={hkv}, T={t}, "
-                f"d_head={dh})**: only the {hkv} key/value head(s), not the {config.n_heads} query heads "
-                f"({attention_kind(config.n_heads, hkv)}). Self-attention cache now "
-                f"{format_bytes(last.cache_bytes)} = 2 × {config.n_layers} × {hkv} × {dh} × {t} × 1 × 4 bytes."
+    cache = view.cache
+    st.markdown(f"Each of the {cache.n_layers} layers caches K and V shaped **(B={cache.batch}, H_kv={cache.n_kv_heads}, "
+                f"T={cache.tokens}, d_head={cache.d_head})**: only the {cache.n_kv_heads} key/value head(s), not the "
+                f"{cache.n_heads} query heads ({cache.variant}). Self-attention cache now {cache.formula}."
                 + (f" The cross-attention cache (the encoder's K/V, filled once) adds "
-                   f"{format_bytes(last.cross_cache_bytes)}." if seq2seq else ""))
-    chart(plot_cache_tensors(session.cache_keys(layer), session.cache_values(layer), labels, layer,
-                             new_rows=last.query_length), "cache_tensors")
-    variants = {"MHA": config.n_heads, "GQA": max(2, config.n_heads // 2), "MQA": 1}
-    predicted = {f"{kind} ({kv} K/V heads)": [cache_bytes(config.n_layers, kv, dh, s.cache_length) for s in steps]
-                 for kind, kv in variants.items() if config.n_heads % kv == 0}
-    chart(plot_cache_growth([s.index for s in steps], [s.cache_bytes for s in steps], predicted, name),
-          "cache_growth")
+                   f"{view.cross_cache_text}." if view.cross_cache_bytes is not None else ""))
+    keys, values = cache_tensors(session, layer)
+    chart(plot_cache_tensors(keys, values, labels, layer, new_rows=last.query_length), "cache_tensors")
+    chart(plot_cache_growth(view.step_indices, view.measured_bytes, view.curves, name), "cache_growth")
 
     st.subheader("With and without the cache")
-    chart(plot_step_times([s.cache_length for s in steps], [1e3 * s.cached_seconds for s in steps],
-                          [1e3 * s.uncached_seconds for s in steps]), "step_times")
-    same = all(s.same_token for s in steps)
-    worst = max(s.uncached_max_diff for s in steps)
+    chart(plot_step_times(view.cache_lengths, view.cached_ms, view.uncached_ms), "step_times")
+    same = view.same_token_everywhere
     (st.success if same else st.error)(
         f"Recomputing the whole sequence at every step (no cache) gives the {'same' if same else 'DIFFERENT'} next "
-        f"token at all {len(steps)} steps; the largest probability difference is {worst:.1e}.")
+        f"token at all {len(view.steps)} steps; the largest probability difference is {view.largest_difference:.1e}.")
     st.caption("Without a cache each step processes all T tokens again, so its cost grows with T; with the cache "
                "a step processes one token. For models this small, fixed Python overhead per call hides much of "
                "the gap: the uncached line rises clearly only with long inputs (try a Shakespeare model). These are "
                "real timings on a shared server: a lone spike means something else was busy at that moment.")
 
 
-generation_view()
+generation_section()

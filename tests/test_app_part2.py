@@ -119,8 +119,10 @@ def test_compare_page_families_and_calculator():
     at.selectbox(key="calc_preset").set_value("Falcon-7B (MQA)").run()
     assert not at.exception
     assert at.number_input(key="calc_heads").value == 71 and at.number_input(key="calc_kv").value == 1
-    values = [m.value for m in at.metric]
-    assert values[0] == "1.1 GiB" and values[2] == "16.0 MiB"  # 2 x 32 layers x 71 (or 1) heads x 64 x 2048 x fp16
+    values = {m.label: m.value for m in at.metric}  # 71 heads is prime: no grouped version between MHA and MQA
+    assert values == {"MHA (71 K/V heads)": "1.1 GiB", "MQA (1 K/V head)": "16.0 MiB"}  # 2 x 32 x H_kv x 64 x 2048 x 2
+    at.selectbox(key="calc_preset").set_value("Llama-2-70B (GQA)").run()
+    assert [m.label for m in at.metric] == ["MHA (64 K/V heads)", "GQA (8 K/V heads)", "MQA (1 K/V head)"]
 
 
 @pytest.mark.slow

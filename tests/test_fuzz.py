@@ -35,10 +35,13 @@ from hypothesis import strategies as st
 
 from app_lib.bertviz_views import build_views
 from explain.attention import dot_product
+from explain.cache import CacheCurve, CalculatorResult
+from explain.compare import FamilyQuality, ModelQuality
 from explain.inputs import code_span, listed, read_input
 from explain.labels import display_token, token_labels
 from explain.trace import prepare_trace
 from model import LoadedCheckpoint, load_checkpoint, trace
+from model.decode_speed import SpeedPoint
 from model.tasks.dates import DatesTask
 from model.tasks.reversal import ReversalTask
 from model.tokenizers import CharTokenizer, SymbolTokenizer, WordTokenizer, split_words, tokenizer_from_dict
@@ -347,14 +350,14 @@ def attention_figures(labels: list[str], title: str) -> list[go.Figure]:
         figures.plot_concat_output(att, labels, 0),
         figures.plot_dot_product(np.ones(3), np.arange(3.0), title),
         figures.plot_matrix(figures.Panel(np.eye(len(labels)), title, labels, labels), title),
-        figures_compare.plot_grouped_heads(att.weights[0], None, 2, labels, title),
+        figures_compare.plot_grouped_heads(att, labels, title),
     ]
 
 
 def other_figures(labels: list[str], title: str) -> list[go.Figure]:
     n = len(labels)
     table = torch.randn(n, 6)
-    point = SimpleNamespace(variant=title, context=8, tokens_per_s=10.0, n_kv_heads=1, cache_bytes=1024)
+    point = SpeedPoint(variant=title, n_kv_heads=1, context=8, batch=1, tokens_per_s=10.0, cache_bytes=1024)
     event = SimpleNamespace(step=1, loss=1.0, tokens_per_s=5.0,
                             metrics={"first_half_accuracy": 0.1, "second_half_accuracy": 0.9})
     return [
@@ -369,11 +372,11 @@ def other_figures(labels: list[str], title: str) -> list[go.Figure]:
         figures_generation.plot_prefill_scores(torch.randn(2, n, n), torch.ones(n, n).tril(), labels, 0),
         figures_generation.plot_decode_row(torch.rand(2, 1, n), labels, labels[-1], 0, kind=title),
         figures_generation.plot_cache_tensors(torch.randn(2, n, 3), torch.randn(2, n, 3), labels, 0),
-        figures_generation.plot_cache_growth([0, 1], [10, 20], {title: [10, 20]}, title),
+        figures_generation.plot_cache_growth([0, 1], [10, 20], [CacheCurve(title, 2, (10, 20))], title),
         figures_generation.plot_step_times([1, 2], [1.0, 1.0], [2.0, 3.0]),
-        figures_compare.plot_cache_sizes({title: 10, title + " 2": 5}, 4096),
+        figures_compare.plot_cache_sizes([CalculatorResult(title, 4, 10, 1), CalculatorResult(title + " 2", 1, 5, 1)], 4096),
         figures_compare.plot_decode_speed([point]),
-        figures_compare.plot_position_accuracy({title: [0.1] * n}, 2, 0.1),
+        figures_compare.plot_position_accuracy(FamilyQuality("reversal", (title,), 0, (ModelQuality(title, accuracy_by_position=(0.1,) * n),), 2, 0.1)),
         figures_training.plot_loss([event]),
         figures_training.plot_half_accuracy([event], 0.1),
         figures_training.plot_accuracy_by_position([0.5] * n, 2, 0.1, 3),

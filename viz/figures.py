@@ -23,16 +23,20 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
+
+from model.attention import AttentionTrace
 
 MASKED_COLOR = "#bdbdbd"
 WEIGHTS_SCALE = "Blues"
 SIGNED_SCALE = "RdBu_r"
 HIGHLIGHT = "#e6550d"
 ROW_PX, MIN_HEIGHT, MAX_HEIGHT = 22, 260, 900
+Array = np.ndarray | torch.Tensor  # what a figure accepts as numbers: a trace's tensors or the records' arrays
 
 
-def to_numpy(values: Any) -> np.ndarray:
+def to_numpy(values: Array | Sequence[float]) -> np.ndarray:
     """A float64 numpy copy of a tensor or array."""
     if hasattr(values, "detach"):
         values = values.detach().cpu().float().numpy()
@@ -47,7 +51,7 @@ def plotly_labels(labels: Sequence[str]) -> list[str]:
     return [html.escape(label, quote=False) for label in labels]
 
 
-def allowed_matrix(mask: Any, n_heads: int, t_q: int, t_k: int) -> np.ndarray:
+def allowed_matrix(mask: Array | None, n_heads: int, t_q: int, t_k: int) -> np.ndarray:
     """A trace's mask (None or broadcastable to (B, H, T_q, T_k)) as a bool array (H, T_q, T_k)."""
     if mask is None:
         return np.ones((n_heads, t_q, t_k), dtype=bool)
@@ -145,13 +149,13 @@ def plot_matrix(panel: Panel, title: str) -> go.Figure:
     return plot_panels([panel], title)
 
 
-def plot_head_grid(att: Any, q_labels: Sequence[str], k_labels: Sequence[str], title: str,
+def plot_head_grid(att: AttentionTrace, q_labels: Sequence[str], k_labels: Sequence[str], title: str,
                    highlight_head: int | None = None) -> go.Figure:
     """Softmax weights of every head of one layer as a grid of heatmaps (masked cells grey)."""
     return plot_layer_grid([att], q_labels, k_labels, title, layer_names=None, highlight_head=highlight_head)
 
 
-def plot_layer_grid(atts: Sequence[Any], q_labels: Sequence[str], k_labels: Sequence[str], title: str,
+def plot_layer_grid(atts: Sequence[AttentionTrace], q_labels: Sequence[str], k_labels: Sequence[str], title: str,
                     layer_names: Sequence[str] | None = None, highlight_head: int | None = None) -> go.Figure:
     """Weights of every layer (rows) and head (columns): one heatmap per (layer, head)."""
     n_heads = atts[0].weights.shape[1]
@@ -174,7 +178,7 @@ def plot_layer_grid(atts: Sequence[Any], q_labels: Sequence[str], k_labels: Sequ
     return _panel_figure(grid, title, min(120 + per_row * grid_rows, 2400))
 
 
-def plot_attention_input(x_query: Any, x_kv: Any, q_labels: Sequence[str], k_labels: Sequence[str],
+def plot_attention_input(x_query: Array, x_kv: Array, q_labels: Sequence[str], k_labels: Sequence[str],
                          cross: bool) -> go.Figure:
     """X, the (T x d_model) input of attention; for cross-attention also the encoder output it reads."""
     panels = [Panel(to_numpy(x_query)[0], "X (decoder side: gives the queries)" if cross else "X", q_labels, None)]
@@ -184,7 +188,7 @@ def plot_attention_input(x_query: Any, x_kv: Any, q_labels: Sequence[str], k_lab
                        row_count=max(len(q_labels), len(k_labels)))
 
 
-def plot_qkv(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
+def plot_qkv(att: AttentionTrace, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
              query: int | None = None, key: int | None = None) -> go.Figure:
     """Q (T_q x Dh) of one head and the K, V (T_k x Dh) of the key/value head it reads."""
     kv_head = head // (att.q.shape[1] // att.k.shape[1])
@@ -197,7 +201,7 @@ def plot_qkv(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[st
                        row_count=max(len(q_labels), len(k_labels)))
 
 
-def plot_scores(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
+def plot_scores(att: AttentionTrace, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
                 query: int | None = None, key: int | None = None) -> go.Figure:
     """QK^T, divided by sqrt(d_head), then masked: the three steps before the softmax."""
     raw = to_numpy(att.raw_scores)[0, head]  # (T_q, T_k)
@@ -213,7 +217,7 @@ def plot_scores(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence
     return plot_panels(panels, f"Scores of head {head}: rows are queries, columns are keys")
 
 
-def plot_attention_weights(att: Any, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
+def plot_attention_weights(att: AttentionTrace, head: int, q_labels: Sequence[str], k_labels: Sequence[str],
                            title: str, query: int | None = None, key: int | None = None) -> go.Figure:
     """Softmax weights of one head; each row sums to 1 over the allowed keys."""
     weights = to_numpy(att.weights)[0, head]
@@ -222,14 +226,14 @@ def plot_attention_weights(att: Any, head: int, q_labels: Sequence[str], k_label
                              highlight=(query, key)), title)
 
 
-def plot_head_output(att: Any, head: int, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
+def plot_head_output(att: AttentionTrace, head: int, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
     """weights x V: each query's mix of value vectors (T_q x Dh)."""
     out = to_numpy(att.head_outputs)[0, head]
     return plot_matrix(Panel(out, f"head {head} output", q_labels, None, highlight=(query, None)),
                        "Weights × V: each row is a weighted average of the rows of V")
 
 
-def plot_concat_output(att: Any, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
+def plot_concat_output(att: AttentionTrace, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
     """All heads side by side (T_q x H*Dh), then the output projection W_O (T_q x D)."""
     concatenated = to_numpy(att.concatenated)[0]
     d_head = att.q.shape[-1]

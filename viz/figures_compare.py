@@ -8,27 +8,31 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 
-from .figures import MASKED_COLOR, Panel, PanelGrid, heatmap_spec, to_numpy
+from explain.cache import CalculatorResult
+from explain.compare import FamilyQuality
+from model.attention import AttentionTrace
+from model.config import kv_head_of
+from model.decode_speed import SpeedPoint
+
+from .figures import MASKED_COLOR, Panel, PanelGrid, allowed_matrix, heatmap_spec, to_numpy
 from .figures_generation import VARIANT_COLOURS, variant_colour
 
 GROUP_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
 
 
-def plot_grouped_heads(weights: Any, allowed: Any, n_kv_heads: int, labels: Sequence[str], title: str) -> go.Figure:
+def plot_grouped_heads(att: AttentionTrace, labels: Sequence[str], title: str) -> go.Figure:
     """One layer's heads side by side, (H, T, T); heads sharing a K/V head sit on one coloured band."""
-    values = to_numpy(weights)  # (H, T, T)
-    n_heads = values.shape[0]
+    values = to_numpy(att.weights[0])  # (H, T, T)
+    n_heads, n_kv_heads = att.q.shape[1], att.k.shape[1]
     group = n_heads // n_kv_heads
-    titles = [f"q head {h} → K/V {h // group}" for h in range(n_heads)]
+    titles = [f"q head {h} → K/V {kv_head_of(h, n_heads, n_kv_heads)}" for h in range(n_heads)]
     grid = PanelGrid(1, n_heads, titles, horizontal_spacing=0.02)
-    mask = None if allowed is None else np.asarray(to_numpy(allowed), dtype=bool)
+    allowed = allowed_matrix(att.mask, *att.weights.shape[1:])  # (H, T, T)
     for h in range(n_heads):
-        panel = Panel(values[h], titles[h], labels, labels, mask, signed=False)
+        panel = Panel(values[h], titles[h], labels, labels, allowed[h], signed=False)
         grid.add_trace(h, heatmap_spec(panel, show_scale=h == 0))
         grid.style(h, x=dict(type="category", showticklabels=False, showgrid=False),  # no lines over masked cells
                    y=dict(type="category", autorange="reversed", showticklabels=h == 0, showgrid=False))
@@ -46,10 +50,11 @@ def plot_grouped_heads(weights: Any, allowed: Any, n_kv_heads: int, labels: Sequ
     return fig
 
 
-def plot_cache_sizes(variants: dict[str, int], context: int, unit: str = "GiB", divisor: float = 1024**3) -> go.Figure:
+def plot_cache_sizes(results: Sequence[CalculatorResult], context: int, unit: str = "GiB",
+                     divisor: float = 1024**3) -> go.Figure:
     """Total KV-cache size of the MHA, GQA and MQA versions of one model shape."""
-    names = list(variants)
-    sizes = [variants[name] / divisor for name in names]
+    names = [r.label for r in results]
+    sizes = [r.total_bytes / divisor for r in results]
     fig = go.Figure(go.Bar(x=[html.escape(n) for n in names], y=sizes, marker_color=[variant_colour(n) for n in names],
                            text=[f"{s:,.2f} {unit}" for s in sizes], textposition="outside",
                            hovertemplate="%{x}<br>%{y:,.3f} " + unit + "<extra></extra>"))
@@ -58,7 +63,7 @@ def plot_cache_sizes(variants: dict[str, int], context: int, unit: str = "GiB", 
     return fig
 
 
-def plot_decode_speed(points: Sequence[Any]) -> go.Figure:
+def plot_decode_speed(points: Sequence[SpeedPoint]) -> go.Figure:
     """Measured tokens per second with the cache, by context length, one line per variant."""
     fig = go.Figure()
     for variant in dict.fromkeys(p.variant for p in points):
@@ -77,15 +82,18 @@ def plot_decode_speed(points: Sequence[Any]) -> go.Figure:
     return fig
 
 
-def plot_position_accuracy(series: dict[str, Sequence[float]], n: int, chance: float) -> go.Figure:
+def plot_position_accuracy(quality: FamilyQuality) -> go.Figure:
     """Accuracy by predicted position, one line per model (the reversal models' quality, side by side)."""
     fig = go.Figure()
-    for name, values in series.items():
-        variant = next((v for v in VARIANT_COLOURS if v.lower() in name.lower()), None)
-        fig.add_trace(go.Scatter(x=list(range(len(values))), y=list(values), mode="lines+markers",
-                                 name=html.escape(name),
+    measured = quality.measured
+    for result in measured:
+        variant = next((v for v in VARIANT_COLOURS if v.lower() in result.name.lower()), None)
+        fig.add_trace(go.Scatter(x=list(range(len(result.accuracy_by_position))), y=list(result.accuracy_by_position),
+                                 mode="lines+markers", name=html.escape(result.name),
                                  line={"color": VARIANT_COLOURS.get(variant)}))
-    fig.add_vrect(x0=n - 1.5, x1=len(next(iter(series.values()), [])) - 0.5, fillcolor="#3182bd", opacity=0.08,
+    n, chance = quality.n or 0, quality.chance or 0.0
+    width = len(measured[0].accuracy_by_position) if measured else 0
+    fig.add_vrect(x0=n - 1.5, x1=width - 0.5, fillcolor="#3182bd", opacity=0.08,
                   line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")
     fig.add_hline(y=chance, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
     fig.update_layout(title="Accuracy by position on fresh sequences", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},

@@ -7,12 +7,12 @@ Labels follow viz/figures.py: unique ("3:the") and HTML-escaped for plotly.
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import Panel, plot_matrix, plot_panels, plotly_labels, to_numpy
+from .figures import Array, Panel, plot_matrix, plot_panels, plotly_labels, to_numpy
 
 GROUP_COLOURS = {"digit": "#3182bd", "letter": "#e6550d", "word": "#756bb1", "punctuation": "#31a354",
                  "space": "#969696", "special": "#d62728"}
@@ -31,7 +31,7 @@ def token_group(token: str) -> str:
     return "punctuation"
 
 
-def cosine_similarity(vectors: Any) -> np.ndarray:
+def cosine_similarity(vectors: Array) -> np.ndarray:
     """Pairwise cosine similarity of the rows of a (T, D) matrix; a zero row gets similarity 0."""
     rows = to_numpy(vectors)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
@@ -39,12 +39,12 @@ def cosine_similarity(vectors: Any) -> np.ndarray:
     return unit @ unit.T  # (T, T)
 
 
-def plot_token_embeddings(embeddings: Any, labels: Sequence[str], title: str) -> go.Figure:
+def plot_token_embeddings(embeddings: Array, labels: Sequence[str], title: str) -> go.Figure:
     """The embedding rows of the input's tokens: T rows, d_model columns."""
     return plot_matrix(Panel(to_numpy(embeddings), "embedding vector", labels, None), title)
 
 
-def plot_cosine_similarity(embeddings: Any, labels: Sequence[str]) -> go.Figure:
+def plot_cosine_similarity(embeddings: Array, labels: Sequence[str]) -> go.Figure:
     """cos(e_i, e_j) between the input's token embeddings (1 = same direction)."""
     panel = Panel(cosine_similarity(embeddings), "cosine similarity", labels, labels)
     fig = plot_matrix(panel, "How alike are the tokens' embeddings? cos(eᵢ, eⱼ)")
@@ -52,7 +52,7 @@ def plot_cosine_similarity(embeddings: Any, labels: Sequence[str]) -> go.Figure:
     return fig
 
 
-def plot_vocab_scatter(coords: Any, tokens: Sequence[str], explained: tuple[float, float],
+def plot_vocab_scatter(coords: Array, tokens: Sequence[str], explained: tuple[float, float],
                        highlight: Sequence[str] = ()) -> go.Figure:
     """Every vocabulary token at its first two principal components, coloured by kind of token.
 
@@ -93,7 +93,7 @@ def plot_vocab_scatter(coords: Any, tokens: Sequence[str], explained: tuple[floa
     return fig
 
 
-def plot_positional_matrix(table: Any, title: str) -> go.Figure:
+def plot_positional_matrix(table: Array, title: str) -> go.Figure:
     """A positional table: one row per position, one column per dimension."""
     values = to_numpy(table)
     fig = plot_matrix(Panel(values, "PE[pos, i]"), title)
@@ -102,7 +102,7 @@ def plot_positional_matrix(table: Any, title: str) -> go.Figure:
     return fig
 
 
-def plot_positional_curves(table: Any, dims: Sequence[int]) -> go.Figure:
+def plot_positional_curves(table: Array, dims: Sequence[int]) -> go.Figure:
     """A few dimensions of a positional table as curves over position: low dimensions oscillate fastest."""
     values = to_numpy(table)
     fig = go.Figure()
@@ -118,7 +118,7 @@ def plot_positional_curves(table: Any, dims: Sequence[int]) -> go.Figure:
     return fig
 
 
-def plot_position_similarity(table: Any, title: str) -> go.Figure:
+def plot_position_similarity(table: Array, title: str) -> go.Figure:
     """Dot products PE[i] . PE[j] between every pair of positions (L x L)."""
     values = to_numpy(table)
     fig = plot_matrix(Panel(values @ values.T, "PE[i] · PE[j]"), title)  # (L, L)
@@ -128,7 +128,7 @@ def plot_position_similarity(table: Any, title: str) -> go.Figure:
     return fig
 
 
-def plot_embedding_sum(token: Any, positional: Any | None, summed: Any, labels: Sequence[str],
+def plot_embedding_sum(token: Array, positional: Array | None, summed: Array, labels: Sequence[str],
                        positional_kind: str) -> go.Figure:
     """Token embedding + positional encoding = what enters the first layer, side by side (T x D each)."""
     plotly_labels(labels)  # fail early on duplicate labels

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import MASKED_COLOR, SIGNED_SCALE, WEIGHTS_SCALE, Panel, PanelGrid, heatmap_spec, plotly_labels, to_numpy
+from explain.cache import CacheCurve
+
+from .figures import (
+    MASKED_COLOR,
+    SIGNED_SCALE,
+    WEIGHTS_SCALE,
+    Array,
+    Panel,
+    PanelGrid,
+    heatmap_spec,
+    plotly_labels,
+    to_numpy,
+)
 
 VARIANT_COLOURS = {"MHA": "#3182bd", "GQA": "#31a354", "MQA": "#e6550d"}
 MEASURED_COLOUR = "#222222"
@@ -27,7 +38,7 @@ def variant_colour(name: str, default: str = "#888") -> str:
     return VARIANT_COLOURS.get(words[0], default) if words else default
 
 
-def plot_next_token(probabilities: Any, vocabulary: Sequence[str], chosen: int, top: int = 20,
+def plot_next_token(probabilities: Array, vocabulary: Sequence[str], chosen: int, top: int = 20,
                     title: str = "Next-token probabilities") -> go.Figure:
     """The `top` most likely next tokens as bars, the chosen one highlighted (large vocabularies are cut)."""
     probs = to_numpy(probabilities)
@@ -76,7 +87,7 @@ def _row_height(length: int) -> int:
     return int(np.clip(18 * length + 40, 140, 420))
 
 
-def plot_prefill_scores(scaled_scores: Any, mask: Any, labels: Sequence[str], layer: int) -> go.Figure:
+def plot_prefill_scores(scaled_scores: Array, mask: Array | None, labels: Sequence[str], layer: int) -> go.Figure:
     """Every head's scaled scores of the prompt, masked cells grey: the causal matrix of the prefill."""
     scores = to_numpy(scaled_scores)  # (H, T, T)
     allowed = None if mask is None else np.asarray(to_numpy(mask), dtype=bool)  # (T, T)
@@ -86,7 +97,7 @@ def plot_prefill_scores(scaled_scores: Any, mask: Any, labels: Sequence[str], la
                      _row_height(len(labels)))
 
 
-def plot_decode_row(weights: Any, key_labels: Sequence[str], query_label: str, layer: int,
+def plot_decode_row(weights: Array, key_labels: Sequence[str], query_label: str, layer: int,
                     kind: str = "Decode") -> go.Figure:
     """The one new query's softmax weights over all cached keys (H, 1, T): one row per head, no mask."""
     values = to_numpy(weights)[:, -1, :]  # (H, T)
@@ -96,7 +107,7 @@ def plot_decode_row(weights: Any, key_labels: Sequence[str], query_label: str, l
     return plot_grid([[panel]], title, max(140, 26 * len(heads) + 60))
 
 
-def plot_cache_tensors(keys: Any, values: Any, labels: Sequence[str], layer: int, new_rows: int = 1) -> go.Figure:
+def plot_cache_tensors(keys: Array, values: Array, labels: Sequence[str], layer: int, new_rows: int = 1) -> go.Figure:
     """The layer's cached K and V, (Hkv, T, Dh) each: K on top, V below, a column per key/value head."""
     k, v = to_numpy(keys), to_numpy(values)
     n_kv, length, d_head = k.shape
@@ -107,14 +118,14 @@ def plot_cache_tensors(keys: Any, values: Any, labels: Sequence[str], layer: int
     return plot_grid(rows, title, _row_height(length), outline_rows=min(new_rows, length))
 
 
-def plot_cache_growth(steps: Sequence[int], measured_bytes: Sequence[int], predicted: dict[str, Sequence[int]],
+def plot_cache_growth(steps: Sequence[int], measured_bytes: Sequence[int], curves: Sequence[CacheCurve],
                       measured_name: str) -> go.Figure:
     """Cache bytes after every step: this model, measured, against the formula for MHA, GQA and MQA."""
     fig = go.Figure()
-    for name, values in predicted.items():
-        fig.add_trace(go.Scatter(x=list(steps), y=list(values), name=html.escape(f"{name} (formula)"),
+    for curve in curves:
+        fig.add_trace(go.Scatter(x=list(steps), y=list(curve.bytes_by_step), name=html.escape(f"{curve.label} (formula)"),
                                  mode="lines+markers", marker={"size": 5, "symbol": "circle-open"},
-                                 line={"dash": "dash", "color": variant_colour(name)}))
+                                 line={"dash": "dash", "color": variant_colour(curve.label)}))
     fig.add_trace(go.Scatter(x=list(steps), y=list(measured_bytes), name=html.escape(f"{measured_name} (measured)"),
                              mode="lines+markers", line={"color": MEASURED_COLOUR, "width": 3}))
     fig.update_layout(title="KV-cache size after each step", height=340, margin={"l": 60, "r": 20, "t": 60, "b": 50},

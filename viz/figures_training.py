@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import MASKED_COLOR, to_numpy
+from model.training import TrainEvent
+
+from .figures import MASKED_COLOR, Array, to_numpy
 
 FIRST_COLOUR, SECOND_COLOUR, CHANCE_COLOUR = "#e6550d", "#3182bd", "#888888"
 MAX_POINTS = 300  # a line of 3,000 steps is thinned to this many points
 
 
-def _thin(events: Sequence[Any]) -> list[Any]:
+def _thin(events: Sequence[TrainEvent]) -> list[TrainEvent]:
     """Every k-th event (and the last), so a long run still draws quickly."""
     if len(events) <= MAX_POINTS:
         return list(events)
@@ -34,7 +35,7 @@ def _layout(fig: go.Figure, title: str, y_title: str, height: int = 300) -> go.F
     return fig
 
 
-def plot_loss(step_events: Sequence[Any]) -> go.Figure:
+def plot_loss(step_events: Sequence[TrainEvent]) -> go.Figure:
     """Training loss of every step's batch."""
     events = _thin(step_events)
     fig = go.Figure(go.Scatter(x=[e.step for e in events], y=[e.loss for e in events], mode="lines",
@@ -42,7 +43,7 @@ def plot_loss(step_events: Sequence[Any]) -> go.Figure:
     return _layout(fig, "Loss (cross-entropy of the training batch)", "loss")
 
 
-def plot_half_accuracy(eval_events: Sequence[Any], chance: float) -> go.Figure:
+def plot_half_accuracy(eval_events: Sequence[TrainEvent], chance: float) -> go.Figure:
     """Accuracy on fresh sequences, first half (random symbols) vs second half (the reversal), by step."""
     steps = [e.step for e in eval_events]
     fig = go.Figure([
@@ -72,7 +73,7 @@ def plot_accuracy_by_position(accuracy: Sequence[float], n: int, chance: float, 
     return fig
 
 
-def plot_throughput(step_events: Sequence[Any]) -> go.Figure:
+def plot_throughput(step_events: Sequence[TrainEvent]) -> go.Figure:
     """Scored tokens per second, averaged over the run so far."""
     events = _thin(step_events)
     fig = go.Figure(go.Scatter(x=[e.step for e in events], y=[e.tokens_per_s for e in events], mode="lines",
@@ -82,7 +83,7 @@ def plot_throughput(step_events: Sequence[Any]) -> go.Figure:
     return fig
 
 
-def plot_training_attention(weights: Any, labels: Sequence[str], step: int, causal: bool = True) -> go.Figure:
+def plot_training_attention(weights: Array, labels: Sequence[str], step: int, causal: bool = True) -> go.Figure:
     """Every layer (rows) and head (columns) of attention on the fixed example, (L, H, T, T), at one step.
 
     One heatmap with grey gaps between the blocks (not one subplot per head): the page redraws
