@@ -1,9 +1,11 @@
 """The server's training queue: at most $TP_MAX_TRAINING_RUNS (default 2) runs train at once.
 
-The others wait first come, first served, each with a visible position; one run per session
-(the job's `owner`). A waiting job whose page stopped sending heartbeats leaves the queue.
-When a run ends, `finished` frees its slot and starts the next one. No Streamlit here.
-See training_job.py for the jobs themselves.
+The queue owns the runs it admits. `submit` starts a job at once or queues it (first come,
+first served, one run per session: the job's `owner`); it starts a job with `job.start(on_end)`
+and learns that the run ended through that callback, which frees the slot and starts the next.
+Jobs never see the queue. A waiting job whose page stopped sending heartbeats is stopped and
+dropped whenever the queue is asked anything (`snapshot`, `counts`, `submit`, a run ending).
+No Streamlit here; the jobs are in training_job.py.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from explain.training import JobSnapshot, QueuePlace
+
 if TYPE_CHECKING:
     from .training_job import TrainingJob
 
 MAX_RUNS_ENV, DEFAULT_MAX_RUNS = "TP_MAX_TRAINING_RUNS", 2
+WAITING_PAGE_GONE = "no open Train page while waiting (tab closed?)"
 
 
 def env_number(name: str, default: float, minimum: float) -> float:
@@ -30,7 +35,7 @@ def env_number(name: str, default: float, minimum: float) -> float:
 
 
 class QueueError(Exception):
-    """A run the queue refuses (this session already has one)."""
+    """A run the queue refuses (this session already has one, or the job was submitted before)."""
 
 
 @dataclass
@@ -40,13 +45,18 @@ class JobQueue:
     max_runs_override: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _running: list[TrainingJob] = field(default_factory=list, repr=False)
-    _waiting: deque = field(default_factory=deque, repr=False)
+    _waiting: deque[TrainingJob] = field(default_factory=deque, repr=False)
 
     @property
     def max_runs(self) -> int:
         if self.max_runs_override is not None:
             return self.max_runs_override
         return int(env_number(MAX_RUNS_ENV, DEFAULT_MAX_RUNS, 1))
+
+    @property
+    def threads_per_run(self) -> int:
+        """Torch threads for a worker: the cores shared by the runs allowed at once (at least 1)."""
+        return max(1, (os.cpu_count() or 1) // self.max_runs)
 
     def submit(self, job: TrainingJob) -> None:
         """Start the job now if a slot is free, else put it at the back of the queue."""
@@ -56,50 +66,47 @@ class JobQueue:
                 raise QueueError("this session already has a training run; stop it before starting another.")
             if job.status != "new":
                 raise QueueError("this run was already started once; make a new one.")
-            job._queue = self
-            if len(self._running) < self.max_runs:
-                self._running.append(job)
-                job._launch()
-            else:
-                job._set_status("queued")
-                self._waiting.append(job)
+            job.queued()
+            self._waiting.append(job)
+            self._start_waiting()
 
-    def cancel(self, job: TrainingJob) -> bool:
-        """Take a waiting job out of the queue; False when it is not waiting."""
-        with self._lock:
-            if job in self._waiting:
-                self._waiting.remove(job)
-                return True
-            return False
-
-    def finished(self, job: TrainingJob) -> None:
-        """A running job ended: free its slot and start the next waiting ones."""
-        with self._lock:
-            if job in self._running:
-                self._running.remove(job)
-            self._prune()
-            while self._waiting and len(self._running) < self.max_runs:
-                nxt = self._waiting.popleft()
-                self._running.append(nxt)
-                nxt._launch()
-
-    def state_of(self, job: TrainingJob) -> tuple[int | None, int, int, int]:
-        """(1-based position if waiting, runs training, runs waiting, max runs)."""
+    def snapshot(self, job: TrainingJob) -> JobSnapshot:
+        """The job's snapshot with its place in this queue."""
         with self._lock:
             self._prune()
             position = self._waiting.index(job) + 1 if job in self._waiting else None
-            return position, len(self._running), len(self._waiting), self.max_runs
+            place = QueuePlace(position, len(self._running), len(self._waiting), self.max_runs)
+        return job.snapshot(place)
 
     def counts(self) -> tuple[int, int]:
         """(runs training, runs waiting)."""
         with self._lock:
+            self._prune()
             return len(self._running), len(self._waiting)
 
+    def _run_ended(self, job: TrainingJob) -> None:
+        """The callback a started job calls once, from its runner's thread, when its run has ended."""
+        with self._lock:
+            if job in self._running:
+                self._running.remove(job)
+            self._prune()
+            self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Start waiting jobs while slots are free (caller holds the lock)."""
+        while self._waiting and len(self._running) < self.max_runs:
+            job = self._waiting.popleft()
+            self._running.append(job)  # before start: a run that ends at once finds itself here
+            if not job.start(self._run_ended, self.threads_per_run):
+                self._running.remove(job)  # stopped meanwhile
+
     def _prune(self) -> None:
-        """Drop waiting jobs whose page is gone (caller holds the lock)."""
-        for job in [j for j in self._waiting if j.abandoned()]:
-            self._waiting.remove(job)
-            job._left_queue("no open Train page while waiting (tab closed?)")
+        """Drop waiting jobs that were stopped or whose page is gone (caller holds the lock)."""
+        for job in list(self._waiting):
+            if job.abandoned():
+                job.stop(WAITING_PAGE_GONE)
+            if job.finished:
+                self._waiting.remove(job)
 
 
 JOB_QUEUE = JobQueue()  # the server's queue, shared by every session

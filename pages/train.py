@@ -2,20 +2,13 @@
 
 import streamlit as st
 
-from app_lib.checkpoints import user_entry_name
-from app_lib.ownership import NotYoursError
 from app_lib.sidebar import select_checkpoint
 from app_lib.state import ensure_entrypoint, session_token
-from app_lib.tracing import token_labels
-from app_lib.training_job import (
-    LIMITS,
-    POSITIONAL,
-    NameTakenError,
-    QueueError,
-    TrainSettings,
-    start_job,
-)
+from app_lib.training_job import JOB_QUEUE, QueueError, start_job
 from app_lib.ui import chart, intro
+from app_lib.user_models import NameTakenError, NotYoursError, user_entry_name
+from explain.labels import token_labels
+from explain.training import POSITIONAL, JobSnapshot, TrainSettings
 from model import CheckpointError, ConfigError
 from viz.figures_training import (
     plot_accuracy_by_position,
@@ -58,8 +51,7 @@ with st.form("train_settings"):
     }
     values["causal"] = not st.toggle("Remove the causal mask", key="tr_no_mask",
                                      help="Lets every position see the next token, i.e. its own answer.")
-    st.caption("Limits on this shared server: " + ", ".join(f"{k} ≤ {hi:g}" for k, (lo, hi) in LIMITS.items()
-                                                             if k in ("n", "vocab", "d_model", "n_layers", "steps", "batch_size")))
+    st.caption("Limits on this shared server: " + TrainSettings.limits_text())
     started = st.form_submit_button("Start training", type="primary")
 
 if started:
@@ -90,14 +82,14 @@ if active:
                "(and keeps what it learned).")
 
 
-def show_status(snap) -> None:
+def show_status(snap: JobSnapshot) -> None:
     e = snap.latest
     if snap.status == "queued":
         st.info(f"Waiting: {snap.running_runs} of {snap.max_runs} training runs are busy on this server. "
                 f"You are number {snap.queue_position} in the queue.")
     elif snap.status == "running" and e is not None:
         left = snap.seconds_left
-        st.progress(e.step / e.total_steps, f"step {e.step} of {e.total_steps} · loss {e.loss:.3f} · "
+        st.progress(snap.fraction_done, f"step {e.step} of {e.total_steps} · loss {e.loss:.3f} · "
                     f"{e.elapsed:.0f} s so far" + (f", about {left:.0f} s left" if left is not None else ""))
     elif snap.status == "running":
         st.info("Starting...")
@@ -105,36 +97,33 @@ def show_status(snap) -> None:
         st.error(f"The run failed: {snap.error}")
     else:
         why = f" ({snap.stop_reason})" if snap.status == "stopped" and snap.stop_reason else ""
-        st.success(f"{snap.status.capitalize()}{why} after {e.step if e else 0} steps, {e.elapsed if e else 0:.0f} s.")
+        st.success(f"{snap.status.capitalize()}{why} after {snap.steps_done} steps, {snap.seconds_so_far:.0f} s.")
 
 
 @st.fragment(run_every=1.0 if active else None)
 def live() -> None:
     job.heartbeat()
-    snap = job.snapshot()
+    snap = JOB_QUEUE.snapshot(job)
     if active and snap.finished:
         st.rerun()  # redraw the whole page: timer off, save controls on
     show_status(snap)
     if not snap.finished:
         st.button("Stop", on_click=job.stop, key="tr_stop", help="Ends the run after the current step; "
                   "the model keeps what it learned.")
-    steps = [e for e in snap.events if e.kind == "step"]
-    evals = snap.evaluations
+    steps, evals = snap.step_events, snap.evaluations
     left, right = st.columns(2)
     with left:
         chart(plot_loss(steps), "train_loss")
         chart(plot_throughput(steps), "train_speed")
     with right:
         if evals:
-            chance = evals[-1].metrics["chance"]
-            chart(plot_half_accuracy(evals, chance), "train_half_accuracy")
-            chart(plot_accuracy_by_position(evals[-1].metrics["accuracy_by_position"], snap.settings.n, chance,
+            chart(plot_half_accuracy(evals, snap.chance), "train_half_accuracy")
+            chart(plot_accuracy_by_position(snap.accuracy_by_position, snap.settings.n, snap.chance,
                                             evals[-1].step), "train_accuracy_by_position")
         else:
-            st.info(f"Accuracy on fresh sequences appears after the first evaluation "
-                    f"(every {snap.settings.train_config().eval_every} steps).")
+            st.info(f"Accuracy on fresh sequences appears after the first evaluation (every {snap.eval_every} steps).")
     if snap.attention is not None:
-        labels = token_labels([job.tokenizer.id_to_token(i) for i in snap.attention.example_ids])
+        labels = token_labels(snap.attention.tokens)
         chart(plot_training_attention(snap.attention.weights, labels, snap.attention.step, snap.settings.causal),
               "train_attention")
 
@@ -142,7 +131,7 @@ def live() -> None:
 live()
 
 if job.finished and job.has_model:
-    example = " ".join(job.tokenizer.id_to_token(i) for i in job.snapshot().attention.example_ids[: job.settings.n])
+    example = job.snapshot().example_question
     st.markdown(f"The trained model reverses `{example}` as `{job.reverse(example)}`.")
     st.subheader("Save this model")
     with st.form("save_model"):

@@ -1,12 +1,20 @@
-"""The Train page's job, queue, heartbeat, limits and saving, without Streamlit."""
+"""The Train page's job, queue, runners, heartbeat, limits and saving, without Streamlit.
+
+Runs train in threads unless a test is about the worker process (each start costs a few seconds
+of importing torch). Heartbeats run on a fake clock; nothing waits for a fixed time.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
 import pytest
+import torch
 
+from app_lib import training_run, training_worker
 from app_lib.training_job import (
     JobQueue,
     NameTakenError,
@@ -15,15 +23,40 @@ from app_lib.training_job import (
     TrainSettings,
     start_job,
 )
+from app_lib.training_queue import WAITING_PAGE_GONE
+from app_lib.training_run import WorkerDone, WorkerFailed, model_from_bytes, new_model, weights_to_bytes
+from explain.training import FINISHED, JobSnapshot
 from model import CheckpointError, ConfigError, load_checkpoint
 
 TINY = TrainSettings(n=3, vocab=4, d_model=16, n_heads=2, n_kv_heads=1, n_layers=1, steps=12, batch_size=16)
+LONG = TrainSettings(**{**TINY.__dict__, "steps": 3000})
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
+class FakeClock:
+    """The jobs' clock for heartbeats: time moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def thread_job(settings: TrainSettings, owner: str = "me", **options) -> TrainingJob:
+    return TrainingJob(settings, owner, runner="thread", **options)
+
+
+def submitted(queue: JobQueue, *jobs: TrainingJob) -> list[TrainingJob]:
+    for job in jobs:
+        queue.submit(job)
+    return list(jobs)
+
+
+def wait_for_steps(job: TrainingJob, steps: int, timeout: float = 120.0) -> None:
+    """Block until the run has reported `steps` steps (polling its snapshot, with a deadline)."""
     deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
+    while job.snapshot().steps_done < steps and not job.finished:
+        assert time.monotonic() < deadline, "the run reported no steps in time"
         time.sleep(0.02)
 
 
@@ -35,7 +68,7 @@ def training_threads() -> list[threading.Thread]:
 def _no_leftover_threads():
     yield
     for thread in training_threads():
-        thread.join(30)
+        thread.join(60)
     assert not training_threads(), "a training thread outlived its test"
 
 
@@ -44,6 +77,7 @@ def _no_leftover_threads():
 
 def test_default_settings_are_accepted():
     assert TrainSettings().problems() == []
+    assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
 
 
 @pytest.mark.parametrize("change, message", [
@@ -64,38 +98,54 @@ def test_absurd_settings_are_refused_before_anything_starts(change, message):
 # ---------------------------------------------------------------- a run, stop, save
 
 
-def test_a_short_run_finishes_and_returns_its_thread(tmp_path):
+@pytest.mark.parametrize("runner", ["thread", "process"])
+def test_a_short_run_finishes_and_frees_its_slot(runner):
     queue = JobQueue(max_runs_override=2)
-    job = start_job(TINY, "me", queue, attention_every=4)
-    assert job.wait(60) and job.status == "done"
-    snap = job.snapshot()
-    assert snap.finished and snap.latest.kind == "done" and snap.latest.step == 12
-    assert [e.step for e in snap.events if e.kind == "step"] == list(range(1, 13))
+    job = start_job(TINY, "me", queue, attention_every=4, runner=runner)
+    assert job.wait(120) and job.status == "done"
+    snap = queue.snapshot(job)
+    assert snap.finished and snap.latest.kind == "done" and snap.latest.step == 12 and snap.error is None
+    assert [e.step for e in snap.step_events] == list(range(1, 13))
     assert {"first_half_accuracy", "second_half_accuracy", "accuracy_by_position"} <= set(snap.latest.metrics)
-    assert snap.attention.step == 12 and snap.attention.weights.shape == (1, 2, 5, 5)
-    assert snap.seconds_left == 0 and queue.counts() == (0, 0) and not training_threads()
+    assert snap.attention.step == 12 and snap.attention.weights.shape == (1, 2, 5, 5)  # (L, H, T, T)
+    assert len(snap.attention.tokens) == 5 and snap.example_question == " ".join(snap.attention.tokens[:3])
+    assert snap.seconds_left == 0 and snap.fraction_done == 1 and snap.chance == 0.25
+    assert len(snap.accuracy_by_position) == 5 and snap.eval_every == 10
+    assert queue.counts() == (0, 0) and not training_threads()
     assert len(job.reverse("1 2 3").split()) == 3
 
 
-def test_stop_keeps_what_was_learned_and_can_be_saved(tmp_path):
-    job = start_job(TrainSettings(**{**TINY.__dict__, "steps": 3000}), "me", JobQueue(max_runs_override=1))
-    wait_until(lambda: len(job.snapshot().events) >= 3)
+def test_weights_cross_the_process_boundary_exactly():
+    model = new_model(TINY)
+    for p in model.parameters():
+        p.data.normal_()
+    copy = model_from_bytes(TINY, weights_to_bytes(model))
+    for (name, a), b in zip(model.state_dict().items(), copy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("runner", ["thread", "process"])
+def test_stop_keeps_what_was_learned_and_saves_a_round_trip(tmp_path, runner):
+    job = start_job(LONG, "me", JobQueue(max_runs_override=1), runner=runner)
+    wait_for_steps(job, 3)
     job.stop()
-    assert job.wait(60) and job.status == "stopped"
+    assert job.wait(120) and job.status == "stopped"
     snap = job.snapshot()
-    assert snap.stop_reason == "stopped by you" and snap.latest.kind == "stopped" and snap.latest.step < 3000
+    assert snap.stop_reason == "stopped by you" and snap.latest.kind == "stopped" and 3 <= snap.latest.step < 3000
     path = job.save("my-run", directory=tmp_path)
     loaded = load_checkpoint(path)
     assert loaded.meta["task"] == {"name": "reversal", "n": 3, "vocab": 4} and loaded.meta["steps"] == snap.latest.step
     assert loaded.config.n_kv_heads == 1 and job.snapshot().saved_as == "my-run"
+    for text in ("1 2 3", "3 3 0", "0 1 2"):
+        assert job.task.run(loaded.model, loaded.tokenizer, text) == job.reverse(text)
 
 
 def test_save_never_overwrites_without_asking(tmp_path):
-    job = TrainingJob(TINY, "me")
+    job = thread_job(TINY)
     with pytest.raises(CheckpointError, match="no trained model"):
         job.save("early", directory=tmp_path)
     JobQueue().submit(job)
-    job.wait(60)
+    assert job.wait(120)
     first = job.save("mine", directory=tmp_path)
     stamp = (first / "config.json").stat().st_mtime_ns
     with pytest.raises(NameTakenError):
@@ -107,37 +157,91 @@ def test_save_never_overwrites_without_asking(tmp_path):
             job.save(bad, directory=tmp_path)
 
 
-def test_a_failing_run_reports_its_error(monkeypatch):
-    from app_lib import training_job
+def broken(*args, **kwargs):
+    raise RuntimeError("boom")
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("boom")
 
-    monkeypatch.setattr(training_job, "build_model", broken)
+def test_a_failing_run_is_shown_as_failed_with_its_message(monkeypatch):
+    monkeypatch.setattr(training_run, "build_model", broken)
     queue = JobQueue(max_runs_override=1)
-    job = start_job(TINY, "me", queue)
-    assert job.wait(30) and job.status == "failed" and "boom" in job.snapshot().error
-    assert queue.counts() == (0, 0)
+    job = start_job(TINY, "me", queue, runner="thread")
+    assert job.wait(60) and job.status == "failed" and job.snapshot().error == "RuntimeError: boom"
+    assert queue.counts() == (0, 0) and not job.has_model
+
+
+def test_a_failing_worker_sends_its_message_instead_of_raising(monkeypatch):
+    monkeypatch.setattr(training_run, "build_model", broken)
+    sent = []
+    training_worker.run(TINY, 10, threading.Event(), sent.append)
+    assert sent == [WorkerFailed("RuntimeError: boom")]
+
+
+def test_a_worker_ends_with_its_weights():
+    sent = []
+    training_worker.run(TINY, 4, threading.Event(), sent.append)
+    done, attention, weights = sent[-3:]  # the last event, the attention at the end, then the weights
+    assert done.kind == "done" and attention.step == 12 and isinstance(weights, WorkerDone)
+    assert model_from_bytes(TINY, weights.weights) is not None
+
+
+def test_a_worker_that_dies_fails_the_run_with_a_message():
+    queue = JobQueue(max_runs_override=1)
+    job = start_job(LONG, "me", queue, runner="process")
+    wait_for_steps(job, 1)
+    os.kill(job.worker_pid, signal.SIGKILL)
+    assert job.wait(60) and job.status == "failed"
+    assert job.snapshot().error == "the training process ended unexpectedly (killed by signal 9)."
+    assert queue.counts() == (0, 0) and not job.has_model
+
+
+def test_the_worker_stops_when_told_or_when_its_input_ends():
+    for lines in (["stop\n", "ignored\n"], []):
+        stop = threading.Event()
+        training_worker.watch_for_stop(iter(lines), stop)
+        assert stop.is_set()
 
 
 # ---------------------------------------------------------------- queue and heartbeat
 
 
-def test_queue_limits_runs_and_sessions():
+def test_the_queue_admits_at_most_max_runs_in_order():
+    queue = JobQueue(max_runs_override=2)
+    a, b, c, d = submitted(queue, *(thread_job(LONG, owner) for owner in "abcd"))
+    assert [j.status for j in (a, b, c, d)] == ["running", "running", "queued", "queued"]
+    assert queue.counts() == (2, 2)
+    assert [queue.snapshot(j).queue_position for j in (a, b, c, d)] == [None, None, 1, 2]
+    assert queue.snapshot(c).running_runs == 2 and queue.snapshot(c).waiting_runs == 2
+    assert queue.snapshot(c).max_runs == 2
+    b.stop()
+    assert b.wait(120)  # its end started the first waiting run, c, before wait() returned
+    assert (c.status, d.status, queue.snapshot(d).queue_position) == ("running", "queued", 1)
+    for job in (a, c, d):
+        job.stop()
+    assert all(job.wait(120) for job in (a, b, c, d)) and queue.counts() == (0, 0)
+    assert d.status == "stopped" and not d.has_model  # stopped while waiting: it never ran
+
+
+def test_one_run_per_session_and_no_second_start():
     queue = JobQueue(max_runs_override=1)
-    long = TrainSettings(**{**TINY.__dict__, "steps": 3000})
-    first = start_job(long, "a", queue)
-    second, third = start_job(TINY, "b", queue), start_job(TINY, "c", queue)
-    assert (first.status, second.status, third.status) == ("running", "queued", "queued")
-    assert (second.snapshot().queue_position, third.snapshot().queue_position) == (1, 2)
-    assert second.snapshot().running_runs == 1 and second.snapshot().waiting_runs == 2
+    first = start_job(LONG, "a", queue, runner="thread")
     with pytest.raises(QueueError, match="already has"):
-        start_job(TINY, "a", queue)
-    second.stop()  # leaving the queue
-    assert second.status == "stopped" and third.snapshot().queue_position == 1 and not second.has_model
+        start_job(TINY, "a", queue, runner="thread")
     first.stop()
-    assert first.wait(60)
-    assert third.wait(60) and third.status == "done" and queue.counts() == (0, 0)
+    assert first.wait(120)
+    with pytest.raises(QueueError, match="already started"):
+        queue.submit(first)
+    again = start_job(TINY, "a", queue, runner="thread")  # the session's run has ended: a new one may start
+    assert again.wait(120) and again.status == "done"
+
+
+def test_a_waiting_run_that_is_stopped_leaves_the_queue():
+    queue = JobQueue(max_runs_override=1)
+    first, second, third = submitted(queue, *(thread_job(s, o) for s, o in ((LONG, "a"), (TINY, "b"), (TINY, "c"))))
+    second.stop()
+    assert second.status == "stopped" and second.wait(0) and queue.snapshot(third).queue_position == 1
+    assert queue.counts() == (1, 1)
+    first.stop()
+    assert first.wait(120) and third.wait(120) and third.status == "done" and queue.counts() == (0, 0)
 
 
 def test_max_runs_comes_from_the_environment(monkeypatch):
@@ -147,60 +251,49 @@ def test_max_runs_comes_from_the_environment(monkeypatch):
     assert JobQueue().max_runs == 2
     monkeypatch.delenv("TP_MAX_TRAINING_RUNS")
     assert JobQueue().max_runs == 2
+    assert JobQueue(max_runs_override=2).threads_per_run == max(1, (os.cpu_count() or 1) // 2)
 
 
-def test_a_run_without_heartbeat_stops_itself():
-    job = start_job(TrainSettings(**{**TINY.__dict__, "steps": 3000}), "gone", JobQueue(), heartbeat_timeout=0.5)
-    assert job.wait(60) and job.status == "stopped"
-    assert "no open Train page" in job.snapshot().stop_reason and job.snapshot().latest.step < 3000
+@pytest.mark.parametrize("runner", ["thread", "process"])
+def test_a_run_without_heartbeat_stops_itself(runner):
+    clock = FakeClock()
+    job = TrainingJob(LONG, "gone", heartbeat_timeout=60, runner=runner, clock=clock)
+    JobQueue().submit(job)
+    wait_for_steps(job, 2)
+    job.heartbeat()
+    clock.now = 61  # the page stopped polling a minute ago
+    assert job.wait(120) and job.status == "stopped" and job.has_model
+    snap = job.snapshot()
+    assert snap.stop_reason == "no open Train page for 60 s (tab closed?)" and snap.latest.step < 3000
 
 
 def test_a_waiting_run_without_heartbeat_leaves_the_queue():
-    queue = JobQueue(max_runs_override=1)
-    first = start_job(TrainSettings(**{**TINY.__dict__, "steps": 3000}), "a", queue)
-    waiting = start_job(TINY, "b", queue, heartbeat_timeout=0.2)
-    time.sleep(0.4)
-    first.heartbeat()
-    assert queue.counts() == (1, 1) and waiting.snapshot().queue_position is None  # snapshot prunes
-    assert waiting.status == "stopped" and queue.counts() == (1, 0)
+    queue, clock = JobQueue(max_runs_override=1), FakeClock()
+    first = start_job(LONG, "a", queue, runner="thread")
+    waiting = start_job(TINY, "b", queue, runner="thread", heartbeat_timeout=60, clock=clock)
+    assert queue.counts() == (1, 1)
+    clock.now = 61
+    assert queue.counts() == (1, 0) and queue.snapshot(waiting).queue_position is None  # asking prunes
+    assert waiting.status == "stopped" and waiting.snapshot().stop_reason == WAITING_PAGE_GONE
     first.stop()
-    assert first.wait(60)
+    assert first.wait(120)
 
 
-def test_job_objects_are_not_reused():
-    queue = JobQueue()
-    job = TrainingJob(TINY, "me")
-    queue.submit(job)
-    job.wait(60)
-    with pytest.raises(QueueError, match="already started"):
-        queue.submit(job)
+def test_snapshots_are_typed_records():
+    snap = thread_job(TINY).snapshot()
+    assert isinstance(snap, JobSnapshot) and snap.status == "new" and "new" not in FINISHED
+    assert (snap.latest, snap.seconds_left, snap.chance, snap.accuracy_by_position) == (None, None, None, [])
+    assert snap.example_question is None and snap.steps_done == 0 and snap.fraction_done == 0
 
 
 @pytest.mark.slow
 def test_default_settings_learn_the_reversal():
-    """The Train page's defaults: >= 99% on the reversed half (CI on a quiet CPU: ~10-20 s)."""
+    """The Train page's defaults, in a worker process: >= 99% on the reversed half (quiet CPU: ~10-20 s)."""
     job = start_job(TrainSettings(), "me", JobQueue())
     begin = time.monotonic()
-    while not job.finished:
+    while not job.wait(0.5):
         job.heartbeat()
-        time.sleep(0.2)
     final = job.snapshot().latest
     assert final.kind == "done" and final.metrics["second_half_accuracy"] >= 0.99
     assert abs(final.metrics["first_half_accuracy"] - final.metrics["chance"]) < 0.05
-    assert time.monotonic() - begin < 300  # generous: shared CI machines are slow; a quiet CPU needs ~15 s
-
-
-def thread_nice(native_id: int) -> int:
-    with open(f"/proc/self/task/{native_id}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[16])  # field 19 of proc(5): nice
-
-
-def test_training_threads_run_nicer_than_page_threads(monkeypatch):
-    """Page runs go first (TP_TRAINING_NICE, default 10); the page's own thread keeps its priority."""
-    monkeypatch.setenv("TP_TRAINING_NICE", "7")
-    job = start_job(TrainSettings(**{**TINY.__dict__, "steps": 3000}), "me", JobQueue(max_runs_override=1))
-    wait_until(lambda: len(job.snapshot().events) >= 2)
-    own = thread_nice(threading.get_native_id())
-    assert thread_nice(job._thread.native_id) == min(19, own + 7)
-    job.stop()
-    assert job.wait(60)
+    assert time.monotonic() - begin < 300  # generous: shared CI machines are slow
