@@ -10,11 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from explain.examples import default_text, task_examples
-from explain.inputs import code_span, task_of
+from explain.inputs import code_span
+from explain.models import model_card
 from model import CheckpointError, LoadedCheckpoint
 
 from .checkpoints import USER_PREFIX, CheckpointEntry, list_checkpoints, load_model, user_models_dir
-from .model_info import card_lines
 from .state import Selection, url_selectbox, url_text_input
 
 CHECKPOINT_KEY, TEXT_KEY = "checkpoint", "text"
@@ -84,12 +84,7 @@ def _input_controls(entry: CheckpointEntry, checkpoint: LoadedCheckpoint) -> str
 
 
 def _model_card(entry: CheckpointEntry, checkpoint: LoadedCheckpoint) -> None:
-    parameters = checkpoint.meta.get("parameters") or sum(p.numel() for p in checkpoint.model.parameters())
-    task_name = getattr(task_of(checkpoint), "name", None)
-    lines = card_lines(checkpoint.architecture, checkpoint.config, checkpoint.meta, task_name, parameters)
-    if entry.source == "user":
-        lines[0] += " · your own model"
-    st.caption("  \n".join(lines))
+    st.caption("  \n".join(model_card(checkpoint, own=entry.source == "user").lines))
 
 
 def _list_broken(entries: list[CheckpointEntry]) -> None:

@@ -1,12 +1,13 @@
 """Home: what the app is, the tour, the notation, the shipped models."""
 
-from pathlib import Path
 
 import streamlit as st
 
 from app_lib.checkpoints import list_checkpoints
-from app_lib.model_info import describe_checkpoint, markdown_table
+from app_lib.markdown import markdown_table
 from app_lib.state import ensure_entrypoint
+from app_lib.tour import HOME, TOUR
+from explain.models import describe_checkpoint
 
 ensure_entrypoint()  # this page reads no selection, but must still run inside app.py (see ensure_entrypoint)
 
@@ -19,22 +20,10 @@ st.markdown(
 st.latex(r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_{head}}} + M\right)V")
 
 st.subheader("The tour")
-TOUR = [
-    ("pages/embeddings.py", "Tokens & embeddings", "how text becomes token ids, and ids become vectors"),
-    ("pages/positional.py", "Positional encodings", "how the model knows where each token is"),
-    ("pages/attention_steps.py", "Attention, step by step", "one head, from X to the output, every matrix"),
-    ("pages/heatmaps.py", "Attention heatmaps", "all heads and layers at once, plus bertviz views"),
-    ("pages/compare_attention.py", "MHA vs GQA vs MQA", "fewer key/value heads: what changes, what it saves"),
-    ("pages/kv_cache.py", "KV cache and generation", "how generation reuses keys and values"),
-    ("pages/train.py", "Train", "train your own small model and open it here"),
-    ("pages/my_models.py", "Your models", "upload, download and check your own models"),
-]
-ROOT = Path(__file__).resolve().parent.parent
-available = [step for step in TOUR if (ROOT / step[0]).exists()]  # the "Go further" pages may not exist yet
-for number, (path, title, what) in enumerate(available, start=1):
+for number, page in enumerate((p for p in TOUR if p.path != HOME), start=1):
     left, right = st.columns([1, 3])
-    left.page_link(path, label=f"{number}. {title}")
-    right.markdown(what)
+    left.page_link(page.path, label=f"{number}. {page.title}")
+    right.markdown(page.what)
 
 st.subheader("Notation")
 st.markdown(
@@ -51,7 +40,7 @@ st.markdown(
 )
 
 st.subheader("The models")
-rows = [describe_checkpoint(entry) for entry in list_checkpoints()]
+rows = [describe_checkpoint(e.name, e.source, e.path, e.error) for e in list_checkpoints()]
 if rows:
     st.markdown(markdown_table(rows))
 else:

@@ -8,6 +8,7 @@ covered), with the default input and with bad ones.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -327,12 +328,18 @@ def test_a_checkpoint_that_fails_to_load_shows_the_error(user_models, tmp_path, 
 
 def test_models_table_shows_any_name_literally():
     """A user's folder name with Markdown, Streamlit markup or HTML stays one cell of plain text."""
-    from app_lib.model_info import escape_markdown, markdown_table
+    from app_lib.markdown import escape_markdown, markdown_table
+
+    @dataclasses.dataclass(frozen=True)
+    class Row:
+        checkpoint: str = dataclasses.field(metadata={"column": "checkpoint"})
+        source: str = ""
+        extra: str = dataclasses.field(default="", metadata={"column": "ex|tra"})
 
     hostile = "a|b $x$ :red[y] <b>bold</b> **z** `c`\nnext"
-    table = markdown_table([{"checkpoint": hostile, "source": "user"}, {"checkpoint": "ok", "extra": "e"}])
+    table = markdown_table([Row(hostile, "user"), Row("ok", extra="e")])
     header, rule, first, second = table.split("\n")
-    assert header == "| checkpoint | source | extra |" and rule == "| --- | --- | --- |"
+    assert header == "| checkpoint | source | ex\\|tra |" and rule == "| --- | --- | --- |"
     unescaped_pipes = re.findall(r"(?<!\\)\|", first)
     assert len(unescaped_pipes) == 4  # three cells, whatever the name holds
     assert not re.search(r"(?<!\\)[<>$`*\[\]:]", first)  # every markup character is escaped
@@ -340,21 +347,18 @@ def test_models_table_shows_any_name_literally():
     assert second == "| ok |  | e |"
 
 
-def test_the_heatmaps_page_keeps_no_copy_of_the_bertviz_documents():
-    """app_lib.ui.html_frame: st.iframe's URL check must not leave each 0.45 MB view in urlsplit's cache."""
-    import gc
-    import urllib.parse
-
+def test_the_heatmaps_page_sends_small_bertviz_documents():
+    """Each bertviz iframe links the libraries the app serves (static/bertviz/) instead of inlining them."""
     at = app_at()
     for head in (0, 1):
         at.switch_page("pages/heatmaps.py").run()
         at.selectbox(key="head").set_value(head).run()
-        assert not at.exception and len(at.get("iframe")) == 2
-    # The lru_cache's own dict holds the keys: (url, scheme, allow_fragments) tuples.
-    cached = [key for ref in gc.get_referents(urllib.parse.urlsplit) if isinstance(ref, dict) for key in ref
-              if isinstance(key, tuple)]
-    kept = [key for key in cached if any(isinstance(part, str) and len(part) > 100_000 for part in key)]
-    assert not kept, f"{len(kept)} documents kept by urllib.parse's cache"
+        frames = at.get("iframe")
+        assert not at.exception and len(frames) == 2
+        for frame in frames:
+            document = frame.proto.srcdoc
+            assert len(document.encode()) <= 60_000, f"an in-page bertviz document of {len(document):,} characters"
+            assert '<script src="/app/static/bertviz/require-2.3.6.js"' in document
 
 
 def test_the_model_view_is_built_once_per_input():
