@@ -31,6 +31,7 @@ COPY app.py ./
 COPY app_lib/ ./app_lib/
 COPY pages/ ./pages/
 COPY viz/ ./viz/
+COPY static/ ./static/
 COPY model/ ./model/
 COPY data/ ./data/
 COPY checkpoints/ ./checkpoints/

@@ -1,8 +1,10 @@
-"""bertviz head view and model view of a prepared trace, as standalone offline HTML, cached.
+"""bertviz head view and model view of a prepared trace, cached: in-page documents and standalone files.
 
-The documents come from viz.bertviz_html (vendored JavaScript inlined, no network, no
-`import bertviz`); this module picks the attention tensors and tokens out of the trace and
-estimates each view's height from bertviz's own layout constants.
+The documents come from viz.bertviz_html (no CDN, no `import bertviz`). In the page, each view links
+require.js, jQuery and d3 where the app serves them (`static/bertviz/`, Streamlit's static file
+serving), so a document is the view's code and data only; the download inlines them and works offline.
+This module picks the attention tensors and tokens out of the trace and estimates each view's height
+from bertviz's own layout constants.
 """
 
 from __future__ import annotations
@@ -12,35 +14,57 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from explain.labels import display_token
+from explain.trace import PreparedTrace
 from viz.bertviz_html import (
     head_view_html,
     head_view_html_encoder_decoder,
     model_view_html,
     model_view_html_encoder_decoder,
+    standalone_html,
 )
 
 from .checkpoints import version_of
-from .tracing import PreparedTrace, display_token, traced
+from .tracing import traced
 
 # From bertviz's head_view.js (BOXHEIGHT, TEXT_TOP) and model_view.js (thumbnail and detail boxes).
 HEAD_ROW_PX, HEAD_EXTRA_PX = 22.5, 110
 MODEL_DETAIL_ROW_PX, MODEL_EXTRA_PX = 18, 140
+# Where Streamlit serves the app's static/ folder (server.enableStaticServing in .streamlit/config.toml).
+STATIC_PATH = "app/static"
 
 
 @dataclass(frozen=True)
 class BertvizViews:
-    """Both views as complete HTML documents, and iframe heights that fit them."""
+    """Both views as in-page documents (libraries linked), iframe heights that fit them, a file name stem."""
 
-    head_html: str
-    model_html: str
+    head_frame: str
+    model_frame: str
     head_height: int
     model_height: int
     file_stem: str
 
+    @property
+    def head_html(self) -> str:
+        """The head view as a standalone HTML file (libraries inlined, works offline): the download."""
+        return standalone_html(self.head_frame)
+
+    @property
+    def model_html(self) -> str:
+        """The model view as a standalone HTML file: the download."""
+        return standalone_html(self.model_frame)
+
+
+def scripts_url() -> str:
+    """The absolute path of static/bertviz/ on the app's server, under its baseUrlPath if any."""
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return "/" + "/".join(part for part in (base, STATIC_PATH, "bertviz") if part)
+
 
 def build_views(prepared: PreparedTrace, name: str, layer: int, head: int) -> BertvizViews:
     """Head view opened on (layer, head) and the model view of every layer and head."""
-    return _views(build_head_view(prepared, name, layer, head), build_model_view(prepared, name), name)
+    url = scripts_url()
+    return _views(build_head_view(prepared, name, layer, head, url), build_model_view(prepared, name, url), name)
 
 
 def _views(head: tuple[str, int], model: tuple[str, int], name: str) -> BertvizViews:
@@ -60,29 +84,30 @@ def _encoder_decoder_parts(prepared: PreparedTrace) -> list[list]:
     return [[a.weights for a in prepared.attention(kind)] for kind in ("encoder", "decoder", "cross")]
 
 
-def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int) -> tuple[str, int]:
-    """The head view opened on (layer, head), and an iframe height that fits it."""
+def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int, url: str) -> tuple[str, int]:
+    """The head view opened on (layer, head), linking the libraries at url, and an iframe height that fits it."""
     title = f"{name}: layer {layer}, head {head} selected"
     source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
         attention = [a.weights for a in prepared.attention("self")]  # per layer (1, H, T, T)
-        document = head_view_html(attention, source, layer=layer, heads=[head], title=title)
+        document = head_view_html(attention, source, layer=layer, heads=[head], title=title, scripts_url=url)
     else:
         document = head_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, layer=layer,
-                                                  heads=[head], title=title)
+                                                  heads=[head], title=title, scripts_url=url)
     longest = max(len(source), len(target))
     return document, int(HEAD_ROW_PX * longest + HEAD_EXTRA_PX)
 
 
-def build_model_view(prepared: PreparedTrace, name: str) -> tuple[str, int]:
-    """The model view of every layer and head, and an iframe height that fits it."""
+def build_model_view(prepared: PreparedTrace, name: str, url: str) -> tuple[str, int]:
+    """The model view of every layer and head, linking the libraries at url, and an iframe height that fits it."""
     title = f"{name}: every layer and head"
     source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
         attention = [a.weights for a in prepared.attention("self")]  # per layer (1, H, T, T)
-        document = model_view_html(attention, source, title=title)
+        document = model_view_html(attention, source, title=title, scripts_url=url)
     else:
-        document = model_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, title=title)
+        document = model_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, title=title,
+                                                   scripts_url=url)
     longest = max(len(source), len(target))
     first = prepared.attention(prepared.kinds[0])
     n_layers, n_heads = len(first), first[0].weights.shape[1]
@@ -92,18 +117,19 @@ def build_model_view(prepared: PreparedTrace, name: str) -> tuple[str, int]:
 
 
 # Two caches: the model view does not depend on the layer and head, so it is kept once per input
-# instead of once per (input, layer, head). Each document is about 0.45 MB (the vendored scripts).
+# instead of once per (input, layer, head). A document is its view's code and data (tens of KB).
 @st.cache_data(show_spinner="Building the bertviz head view...", max_entries=32)
-def _head_view_cached(name: str, version: tuple, text: str, layer: int, head: int) -> tuple[str, int]:
-    return build_head_view(traced(name, text), name, layer, head)
+def _head_view_cached(name: str, version: tuple, text: str, layer: int, head: int, url: str) -> tuple[str, int]:
+    return build_head_view(traced(name, text), name, layer, head, url)
 
 
 @st.cache_data(show_spinner="Building the bertviz model view...", max_entries=16)
-def _model_view_cached(name: str, version: tuple, text: str) -> tuple[str, int]:
-    return build_model_view(traced(name, text), name)
+def _model_view_cached(name: str, version: tuple, text: str, url: str) -> tuple[str, int]:
+    return build_model_view(traced(name, text), name, url)
 
 
 def bertviz_views(name: str, text: str, layer: int, head: int) -> BertvizViews:
     """Cached views for a listed checkpoint's trace of text (the trace must be ok)."""
-    version = version_of(name)
-    return _views(_head_view_cached(name, version, text, layer, head), _model_view_cached(name, version, text), name)
+    version, url = version_of(name), scripts_url()
+    return _views(_head_view_cached(name, version, text, layer, head, url),
+                  _model_view_cached(name, version, text, url), name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import urllib.parse
 from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
@@ -43,14 +42,10 @@ def chart(fig: go.Figure, name: str) -> None:
 def html_frame(document: str, height: int) -> None:
     """A complete HTML document (a bertviz view) in an iframe of the given height.
 
-    st.iframe first asks `urllib.parse.urlparse` whether its argument is a URL, and Python keeps
-    the last 128 strings it was asked about, with a split copy of each (`functools.lru_cache` on
-    `urlsplit`). For a 0.45 MB view that kept up to about 115 MB alive on a class's server, growing
-    long after the first round (benchmarks/RESULTS.md, "Load test"). That cache only saves parsing
-    time, so it is emptied here.
+    The document is the iframe's srcdoc, so it has the app's origin and base URL: absolute paths such
+    as /app/static/... (the app's static files) load from the app's server.
     """
     st.iframe(document, height=height)
-    urllib.parse.urlsplit.cache_clear()
 
 
 def traced_input(selection: Selection) -> PreparedTrace:

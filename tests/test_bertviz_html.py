@@ -1,19 +1,22 @@
-"""Fast checks of viz.bertviz_html (no browser): vendoring, offline-ness, validation, escaping."""
+"""Fast checks of viz.bertviz_html (no browser): vendoring and serving, offline-ness, linked documents,
+validation, escaping."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from viz import bertviz_html
+from viz import bertviz_scripts
 from viz.bertviz_html import (
     VENDOR_DIR,
     VENDOR_SCRIPTS,
@@ -21,9 +24,12 @@ from viz.bertviz_html import (
     head_view_html_encoder_decoder,
     model_view_html,
     model_view_html_encoder_decoder,
+    standalone_html,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS_URL = "/app/static/bertviz"
+IN_PAGE_MAX_BYTES = 60_000
 L, H, T = 2, 3, 5
 TOKENS = ["a", "</script>", "<img src=x onerror=alert(1)>", "b & c", "\u2028x"]
 
@@ -71,7 +77,15 @@ ALL_BUILDERS = {
 }
 
 
-# ------------------------------------------------------------------ vendoring
+LINKED_BUILDERS = {
+    "head": lambda: head_view_html(attention(), TOKENS, scripts_url=SCRIPTS_URL),
+    "model": lambda: model_view_html(attention(), TOKENS, title="t", scripts_url=SCRIPTS_URL),
+    "head_enc_dec": lambda: head_view_html_encoder_decoder(*enc_dec_args(), scripts_url=SCRIPTS_URL),
+    "model_enc_dec": lambda: model_view_html_encoder_decoder(*enc_dec_args(), scripts_url=SCRIPTS_URL),
+}
+
+
+# ------------------------------------------------------------------ vendoring and serving
 
 
 def manifest() -> dict:
@@ -79,6 +93,7 @@ def manifest() -> dict:
 
 
 def test_vendored_files_match_manifest_hashes():
+    """The files the app serves (and inlines) are the ones whose sha256 the manifest pins."""
     entries = manifest()["files"]
     assert sorted(e["file"] for e in entries) == sorted(VENDOR_SCRIPTS)
     for entry in entries:
@@ -88,13 +103,20 @@ def test_vendored_files_match_manifest_hashes():
         assert entry["npm_package"] and entry["version"] and entry["license"]
 
 
+def test_vendored_files_are_served_by_the_app():
+    """Streamlit serves static/ next to app.py at /app/static/ when enableStaticServing is on."""
+    assert VENDOR_DIR == REPO_ROOT / "static" / "bertviz" and (REPO_ROOT / "app.py").is_file()
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["enableStaticServing"] is True
+
+
 def test_vendored_versions_are_the_ones_in_the_file_headers():
     for entry in manifest()["files"]:
         head = (VENDOR_DIR / entry["file"]).read_text()[:300]
         assert entry["version"] in head, entry["file"]
 
 
-# ------------------------------------------------------------------ offline
+# ------------------------------------------------------------------ offline and linked
 
 
 @pytest.mark.parametrize("name", ALL_BUILDERS)
@@ -113,6 +135,46 @@ def test_document_is_standalone_and_offline(name):
     for config in re.findall(r"require\.config\(\{.*?\}\);", document, re.DOTALL):
         assert "http" not in config and "//" not in config, config
     assert "define('jquery'" in document and "define('d3'" in document
+
+
+@pytest.mark.parametrize("name", LINKED_BUILDERS)
+def test_linked_document_links_the_served_libraries_with_their_hashes(name):
+    document = LINKED_BUILDERS[name]()
+    assert len(document.encode()) <= IN_PAGE_MAX_BYTES
+    markup = markup_outside_scripts(document)
+    srcs = re.findall(r'<script src="([^"]+)" integrity="sha256-([^"]+)"></script>', markup)
+    assert [src for src, _ in srcs] == [f"{SCRIPTS_URL}/{name}" for name in VENDOR_SCRIPTS]
+    hashes = {e["file"]: e["sha256"] for e in manifest()["files"]}
+    for src, digest in srcs:
+        assert base64.b64decode(digest).hex() == hashes[src.rsplit("/", 1)[1]], src
+    assert script_tag_count(document) == 2  # the AMD shim and the view; no library inlined
+    for marker in ("jQuery v2.2.4", "d3js.org v5.7.0", "RequireJS 2.3.6"):
+        assert marker not in document
+    assert "script-src 'self' 'unsafe-inline'" in markup and "default-src 'none'" in markup
+    assert not re.search(r"https?:|//", markup)  # only the app's own origin
+    assert markup.index("require-2.3.6.js") < document.index("define('jquery'")
+
+
+@pytest.mark.parametrize("name", LINKED_BUILDERS)
+def test_standalone_html_of_a_linked_document_is_the_standalone_build(name):
+    """The download (standalone_html of the in-page document) is byte for byte the inlined build."""
+    linked = LINKED_BUILDERS[name]()
+    standalone = {"head": lambda: head_view_html(attention(), TOKENS),
+                  "model": lambda: model_view_html(attention(), TOKENS, title="t"),
+                  "head_enc_dec": lambda: head_view_html_encoder_decoder(*enc_dec_args()),
+                  "model_enc_dec": lambda: model_view_html_encoder_decoder(*enc_dec_args())}[name]()
+    assert standalone_html(linked) == standalone
+
+
+def test_standalone_html_refuses_other_documents():
+    with pytest.raises(ValueError, match="not a linked bertviz document"):
+        standalone_html(head_view_html(attention(), TOKENS))
+
+
+@pytest.mark.parametrize("url", ["app/static", "//evil.example/x", "https://cdn.example/x", '/a" onload="x', ""])
+def test_scripts_url_must_be_a_path_on_the_apps_origin(url):
+    with pytest.raises(ValueError, match="scripts_url must be an absolute path"):
+        head_view_html(attention(), TOKENS, scripts_url=url)
 
 
 def test_libraries_are_inlined_before_requirejs_and_view_code():
@@ -254,6 +316,6 @@ def test_tokens_must_be_a_list_of_str():
 
 
 def test_unexpected_bertviz_js_layout_fails_loudly(monkeypatch):
-    monkeypatch.setattr(bertviz_html, "_bertviz_js", lambda name: "requirejs([], function () {});")
+    monkeypatch.setattr(bertviz_scripts, "bertviz_js", lambda name: "requirejs([], function () {});")
     with pytest.raises(RuntimeError, match="unexpected layout"):
         head_view_html(attention(), TOKENS)

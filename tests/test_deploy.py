@@ -35,7 +35,8 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 # Everything the app imports or reads at run time; each must reach the image.
-APP_FILES = ("app.py", "app_lib", "pages", "model", "viz", "data", "checkpoints", ".streamlit", "scripts/serve.sh")
+APP_FILES = ("app.py", "app_lib", "pages", "model", "viz", "static", "data", "checkpoints", ".streamlit",
+             "scripts/serve.sh")
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -177,7 +178,7 @@ def test_dockerignore_excludes_local_state():
 def test_streamlit_config_for_a_shared_server():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"] == {"headless": True, "maxUploadSize": 64, "runOnSave": False, "fileWatcherType": "none",
-                                "enableAgentApi": False}
+                                "enableAgentApi": False, "enableStaticServing": True}
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB, "the server's cap and the upload page's must agree"
     assert config["runner"] == {"postScriptGC": False}  # no full collection per rerun (see the file)
     assert config["browser"] == {"gatherUsageStats": False}
