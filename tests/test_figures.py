@@ -6,13 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-
 from conftest import tiny_gpt, tiny_transformer
+
 from model import trace
 from viz.figures import (
-    Panel,
-    allowed_matrix,
-    heatmap_trace,
     plot_attention_input,
     plot_attention_weights,
     plot_concat_output,
@@ -20,10 +17,8 @@ from viz.figures import (
     plot_head_grid,
     plot_head_output,
     plot_layer_grid,
-    plot_matrix,
     plot_qkv,
     plot_scores,
-    plotly_labels,
 )
 from viz.figures_embeddings import (
     cosine_similarity,
@@ -36,6 +31,7 @@ from viz.figures_embeddings import (
     plot_vocab_scatter,
     token_group,
 )
+from viz.panels import Panel, allowed_matrix, heatmap_trace, plot_matrix, plotly_labels
 
 IDS = [3, 5, 3, 3, 7, 5, 1, 3]  # repeated tokens on purpose: their labels must not merge
 TOKENS = ["the", "<img src=x onerror=alert(1)>", "the", "the", "</script>", "<img src=x onerror=alert(1)>", "a", "the"]
@@ -240,10 +236,10 @@ def test_heatmap_refuses_labels_that_do_not_fit():
 @pytest.mark.parametrize("rows, cols, h_space, v_space", [(1, 1, 0.02, 0.0), (1, 3, 0.10, 0.0), (2, 4, 0.04, 0.12),
                                                           (3, 4, 0.04, 0.1), (1, 8, 0.04, 0.3)])
 def test_panel_grid_lays_out_like_make_subplots(rows, cols, h_space, v_space):
-    """viz.figures.PanelGrid builds the layout as dicts, for speed: the axes and titles of make_subplots."""
+    """viz.panels.PanelGrid builds the layout as dicts, for speed: the axes and titles of make_subplots."""
     from plotly.subplots import make_subplots
 
-    from viz.figures import PanelGrid
+    from viz.panels import PanelGrid
 
     titles = [f"panel <{i}>" for i in range(rows * cols)]
     reference = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=h_space,

@@ -45,7 +45,7 @@ from model.decode_speed import SpeedPoint
 from model.tasks.dates import DatesTask
 from model.tasks.reversal import ReversalTask
 from model.tokenizers import CharTokenizer, SymbolTokenizer, WordTokenizer, split_words, tokenizer_from_dict
-from viz import figures, figures_compare, figures_embeddings, figures_generation, figures_training
+from viz import figures, figures_compare, figures_embeddings, figures_generation, figures_training, panels
 from viz.bertviz_html import head_view_html, head_view_html_encoder_decoder, model_view_html
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
@@ -349,7 +349,7 @@ def attention_figures(labels: list[str], title: str) -> list[go.Figure]:
         figures.plot_head_output(att, 2, labels, 0),
         figures.plot_concat_output(att, labels, 0),
         figures.plot_dot_product(np.ones(3), np.arange(3.0), title),
-        figures.plot_matrix(figures.Panel(np.eye(len(labels)), title, labels, labels), title),
+        panels.plot_matrix(panels.Panel(np.eye(len(labels)), title, labels, labels), title),
         figures_compare.plot_grouped_heads(att, labels, title),
     ]
 
@@ -417,7 +417,7 @@ def test_vocab_scatter_of_a_large_vocabulary_escapes_tokens(raw):
 def test_duplicate_labels_are_refused_with_a_clear_message(raw):
     labels = [raw[0], raw[0]]
     with pytest.raises(ValueError, match="unique"):
-        figures.plotly_labels(labels)
+        panels.plotly_labels(labels)
 
 
 # ------------------------------------------------------------------ traces all the way to figures

@@ -1,7 +1,7 @@
 """Plotly figures comparing MHA, GQA and MQA. Pure functions: no Streamlit here.
 
 Legend: T tokens, H query heads, Hkv key/value heads, G = H / Hkv query heads per key/value head.
-Labels follow viz/figures.py: unique ("3:the") and HTML-escaped for plotly.
+Labels follow viz/panels.py: unique ("3:the") and HTML-escaped for plotly.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from model.attention import AttentionTrace
 from model.config import kv_head_of
 from model.decode_speed import SpeedPoint
 
-from .figures import MASKED_COLOR, Panel, PanelGrid, allowed_matrix, heatmap_spec, to_numpy
 from .figures_generation import VARIANT_COLOURS, variant_colour
+from .panels import MASKED_COLOR, Panel, PanelGrid, allowed_matrix, heatmap_spec, to_numpy
 
 GROUP_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
 

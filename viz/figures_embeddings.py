@@ -1,7 +1,7 @@
 """Plotly figures of token embeddings and positional encodings. Pure functions: no Streamlit here.
 
 Legend: T tokens of the input, D d_model, V vocabulary size, L positions (length or max_len).
-Labels follow viz/figures.py: unique ("3:the") and HTML-escaped for plotly.
+Labels follow viz/panels.py: unique ("3:the") and HTML-escaped for plotly.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import Array, Panel, plot_matrix, plot_panels, plotly_labels, to_numpy
+from .panels import Array, Panel, plot_matrix, plot_panels, plotly_labels, to_numpy
 
 GROUP_COLOURS = {"digit": "#3182bd", "letter": "#e6550d", "word": "#756bb1", "punctuation": "#31a354",
                  "space": "#969696", "special": "#d62728"}

@@ -2,7 +2,7 @@
 
 Legend: T tokens in the cache, T_new tokens fed in a step, H query heads, Hkv key/value heads,
 Dh head dim, V vocabulary size.
-Labels follow viz/figures.py: unique ("3:the") and HTML-escaped for plotly.
+Labels follow viz/panels.py: unique ("3:the") and HTML-escaped for plotly.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from explain.cache import CacheCurve
 
-from .figures import (
+from .panels import (
     MASKED_COLOR,
     SIGNED_SCALE,
     WEIGHTS_SCALE,

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from model.training import TrainEvent
 
-from .figures import MASKED_COLOR, Array, to_numpy
+from .panels import MASKED_COLOR, Array, to_numpy
 
 FIRST_COLOUR, SECOND_COLOUR, CHANCE_COLOUR = "#e6550d", "#3182bd", "#888888"
 MAX_POINTS = 300  # a line of 3,000 steps is thinned to this many points
