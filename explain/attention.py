@@ -49,6 +49,10 @@ class AttentionShapes:
     def kv_head_of(self, head: int) -> int:
         return kv_head_of(head, self.n_heads, self.n_kv_heads)
 
+    @property
+    def d_head_formula(self) -> str:
+        return f"d_head = d_model / H = {self.d_model} / {self.n_heads} = {self.d_head}"
+
 
 def projection_shapes(module: MultiHeadAttention) -> tuple[ProjectionShape, ...]:
     """The four weight matrices of an attention module and their shapes."""

@@ -6,7 +6,7 @@ task and size, differing only in their key/value heads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from model import LoadedCheckpoint
@@ -29,6 +29,11 @@ def families(names: Sequence[str]) -> tuple[Family, ...]:
     """The families with at least two members among `names`, in FAMILIES order."""
     found = (Family(f, tuple(n for n in names if n.startswith(f + "-"))) for f in FAMILIES)
     return tuple(f for f in found if len(f.members) > 1)
+
+
+def shared_layers(checkpoints: Iterable[LoadedCheckpoint]) -> int:
+    """How many layers every model of a family has (the layers the page can show side by side)."""
+    return min(c.config.n_layers for c in checkpoints)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import GPTConfig
+from .config import GPTConfig, attention_variant
 from .gpt import GPT
-from .config import attention_variant
 
 SPEED_VOCAB = 256
 WARMUP_RUNS = 2
@@ -85,6 +84,10 @@ class SpeedProgress:
     done: int
     total: int
     points: tuple[SpeedPoint, ...]  # one per (variant, context) once the first sweep is through
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
 
 
 @torch.no_grad()

@@ -50,7 +50,7 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
     x_query, x_kv = prepared.attention_inputs(kind, layer)
     st.markdown(f"X has one row per token: T = {shapes.n_queries} rows × d_model = {shapes.d_model} columns"
                 + (f"; the encoder output it reads has S = {shapes.n_keys} rows." if kind == "cross" else ".")
-                + f" d_head = d_model / H = {shapes.d_model} / {shapes.n_heads} = {shapes.d_head}.")
+                + f" {shapes.d_head_formula}.")
     record_table(shapes.projections, index="matrix")
     chart(plot_attention_input(x_query, x_kv, q_labels, k_labels, cross=kind == "cross"), "attention_input")
 

@@ -9,7 +9,7 @@ from app_lib.state import Selection, current_selection
 from app_lib.tracing import traced
 from app_lib.ui import chart, intro, page_fragment, record_table, show_notes
 from explain.cache import attention_summary, calculate, preset, preset_rows
-from explain.compare import evaluate_family, families
+from explain.compare import evaluate_family, families, shared_layers
 from explain.examples import default_text
 from explain.inputs import code_span
 from model.decode_speed import SpeedSetup, measure_decode_speed
@@ -61,7 +61,7 @@ def family_comparison(selection: Selection) -> None:
     record_table([attention_summary(n, c.config, c.model.num_parameters) for n, c in checkpoints.items()],
                  transpose=True, index="model")
 
-    layer = st.selectbox("Layer", range(min(c.config.n_layers for c in checkpoints.values())), key="cmp_layer")
+    layer = st.selectbox("Layer", range(shared_layers(checkpoints.values())), key="cmp_layer")
     for n, c in checkpoints.items():
         prepared = traced(n, text)
         show_notes([note for note in prepared.notes if note.level == "error"])
@@ -131,7 +131,7 @@ def decode_speed() -> None:
     if st.session_state.pop("cmp_speed_now", False):
         bar = st.progress(0.0, "measuring...")
         for progress in measure_decode_speed(setup):
-            bar.progress(progress.done / progress.total, f"timing {progress.done} of {progress.total}")
+            bar.progress(progress.fraction, f"timing {progress.done} of {progress.total}")
         st.session_state["cmp_speed_points"] = progress.points
     if st.session_state.get("cmp_speed_points"):
         chart(plot_decode_speed(st.session_state["cmp_speed_points"]), "decode_speed")
