@@ -34,6 +34,11 @@ def env_number(name: str, default: float, minimum: float) -> float:
     return value if value >= minimum else default
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class QueueError(Exception):
     """A run the queue refuses (this session already has one, or the job was submitted before)."""
 
@@ -56,7 +61,7 @@ class JobQueue:
     @property
     def threads_per_run(self) -> int:
         """Torch threads for a worker: the cores shared by the runs allowed at once (at least 1)."""
-        return max(1, (os.cpu_count() or 1) // self.max_runs)
+        return max(1, usable_cores() // self.max_runs)
 
     def submit(self, job: TrainingJob) -> None:
         """Start the job now if a slot is free, else put it at the back of the queue."""

@@ -23,7 +23,7 @@ from app_lib.training_job import (
     TrainSettings,
     start_job,
 )
-from app_lib.training_queue import WAITING_PAGE_GONE
+from app_lib.training_queue import WAITING_PAGE_GONE, usable_cores
 from app_lib.training_run import WorkerDone, WorkerFailed, model_from_bytes, new_model, weights_to_bytes
 from explain.training import FINISHED, JobSnapshot
 from model import CheckpointError, ConfigError, load_checkpoint
@@ -251,7 +251,7 @@ def test_max_runs_comes_from_the_environment(monkeypatch):
     assert JobQueue().max_runs == 2
     monkeypatch.delenv("TP_MAX_TRAINING_RUNS")
     assert JobQueue().max_runs == 2
-    assert JobQueue(max_runs_override=2).threads_per_run == max(1, (os.cpu_count() or 1) // 2)
+    assert JobQueue(max_runs_override=2).threads_per_run == max(1, usable_cores() // 2)
 
 
 @pytest.mark.parametrize("runner", ["thread", "process"])
