@@ -12,7 +12,7 @@ import streamlit as st
 
 from app_lib.runlog import timed_run
 from app_lib.sidebar import render_sidebar
-from app_lib.state import set_selection
+from app_lib.state import session_owner, set_selection
 
 ROOT = Path(__file__).resolve().parent
 # pandas is imported above, in every session's first statements, because plotly looks it up in
@@ -49,6 +49,7 @@ sections = {
     for section, pages in TOUR.items()
 }
 navigation = st.navigation({section: pages for section, pages in sections.items() if pages})
-with timed_run(navigation.url_path or "home"):  # server-side run time, only when $TP_RUN_LOG is set (load test)
+# Server-side run time, only when $TP_RUN_LOG is set (load test).
+with timed_run(navigation.url_path or "home", session=session_owner()):
     set_selection(render_sidebar())
     navigation.run()

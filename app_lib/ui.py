@@ -11,7 +11,7 @@ import streamlit as st
 
 from .inputs import Note, code_span
 from .runlog import timed_run
-from .state import Selection
+from .state import Selection, session_owner
 from .tracing import PreparedTrace, traced
 
 # Plotly's modebar stays on: its camera button downloads the figure as a PNG.
@@ -76,7 +76,7 @@ def page_fragment(page: str, *, run_every: float | None = None) -> Callable[[Cal
         @st.fragment(run_every=run_every)
         @functools.wraps(body)
         def run(*args, **kwargs) -> None:
-            with timed_run(page, fragment=True):
+            with timed_run(page, session=session_owner(), fragment=True):
                 body(*args, **kwargs)
         return run
     return decorate

@@ -84,14 +84,14 @@ def read_run_log(path: Path) -> list[dict]:
 
 
 def server_run_summary(runs: list[dict]) -> dict:
-    """Run time as the server measured it (app.py's sidebar and page), per page, for finished runs.
+    """Run time as the server measured it (app.py's sidebar and page), per page, for runs that ended "ok".
 
-    "rerun" runs were cut short by a newer change of the same student and are counted, not timed;
-    "error" runs ended in an exception inside the script (Streamlit shows it in the page). A page's
-    fragment rerunning on its own (app_lib.ui.page_fragment: a layer or head change) is a run too,
-    counted apart in "fragment_runs".
+    "interrupted" runs were ended by Streamlit's control flow (cut short by a newer change of the same
+    student, st.rerun, or st.stop) and are counted, not timed; "error" runs ended in an exception
+    inside the script (Streamlit shows it in the page). A page's fragment rerunning on its own
+    (app_lib.ui.page_fragment: a layer or head change) is a run too, counted apart in "fragment_runs".
     """
-    finished = [r for r in runs if r["end"] in ("ok", "stop")]
+    finished = [r for r in runs if r["end"] == "ok"]
 
     def row(name: str, group: list[dict]) -> dict:
         seconds = [r["seconds"] for r in group]
@@ -100,7 +100,7 @@ def server_run_summary(runs: list[dict]) -> dict:
 
     pages = sorted({r["page"] for r in finished})
     return {"overall": row("all", finished), "pages": [row(p, [r for r in finished if r["page"] == p]) for p in pages],
-            "ends": {end: sum(r["end"] == end for r in runs) for end in ("ok", "stop", "rerun", "error")},
+            "ends": {end: sum(r["end"] == end for r in runs) for end in ("ok", "interrupted", "error")},
             "fragment_runs": sum(bool(r.get("fragment")) for r in finished)}
 
 
@@ -163,7 +163,7 @@ def server_runs_table(summary: dict | None) -> str:
             for r in [summary["overall"], *summary["pages"]]]
     ends = ", ".join(f"{k}: {v}" for k, v in summary["ends"].items())
     return (format_table(["page", "runs", "p50", "p95", "max"], rows) + f"\n\nHow runs ended: {ends}; "
-            f"of the finished runs, {summary.get('fragment_runs', 0)} reran only a page fragment")
+            f"of the timed runs, {summary.get('fragment_runs', 0)} reran only a page fragment")
 
 
 def markdown(report: dict) -> str:
@@ -191,7 +191,7 @@ def markdown(report: dict) -> str:
         "**Re-run latency** (input event to the end of the rerun, measured in the browser)\n\n"
         + format_table(head, rows),
         "**Server run time** (the server's own clock, from the sidebar's first line to the page's last, "
-        "for every finished run; $TP_RUN_LOG)\n\n" + server_runs_table(report.get("server_runs")),
+        "for every run that ended ok; $TP_RUN_LOG)\n\n" + server_runs_table(report.get("server_runs")),
         "**By action**\n\n" + format_table(head, [[r["name"], r["actions"], s(r["p50_s"]), s(r["p95_s"]),
                                                    s(r["max_s"]), s(r["server_p50_s"])] for r in lat["kinds"]]),
         "**Server memory (RSS, MiB)**\n\n" + format_table(
