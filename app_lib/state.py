@@ -61,14 +61,14 @@ def ensure_entrypoint() -> None:
     On a fresh server, a first request for /heatmaps (a teacher's link) finds a `pages/`
     folder and, before app.py has ever called st.navigation, runs pages/heatmaps.py directly
     in the old folder-based mode: no sidebar, no selection. Switching that mode off and
-    rerunning makes Streamlit run app.py, whose st.navigation then opens the same page.
-    Every page calls this first: `current_selection()` does; a page that does not use the
-    selection calls it directly (pages/home.py).
+    rerunning makes Streamlit run app.py, whose st.navigation then opens the same page
+    (app_lib.streamlit_internals: no supported API does this). Every page calls this first:
+    `current_selection()` does; a page that does not use the selection calls it directly
+    (pages/home.py).
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    from .streamlit_internals import leave_pages_folder_mode
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    if leave_pages_folder_mode():
         st.rerun()
 
 
