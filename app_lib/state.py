@@ -21,11 +21,11 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from explain.inputs import code_span
 from model import LoadedCheckpoint
 
 from .checkpoints import CheckpointEntry
-from .inputs import code_span
-from .ownership import owner_tag
+from .user_models import owner_tag
 
 _SELECTION_KEY = "_tp_selection"
 _SESSION_TOKEN_KEY = "_tp_session_token"
@@ -51,7 +51,7 @@ def session_token() -> str:
 
 
 def session_owner() -> str:
-    """The owner tag this session writes into the models it saves (see app_lib.ownership)."""
+    """The owner tag this session writes into the models it saves (see app_lib.user_models)."""
     return owner_tag(session_token())
 
 

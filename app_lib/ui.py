@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -9,10 +10,12 @@ from collections.abc import Callable, Sequence
 import plotly.graph_objects as go
 import streamlit as st
 
-from .inputs import Note, code_span
+from explain.inputs import Note, code_span
+from explain.trace import PreparedTrace
+
 from .runlog import timed_run
 from .state import Selection, session_owner
-from .tracing import PreparedTrace, traced
+from .tracing import traced
 
 # Plotly's modebar stays on: its camera button downloads the figure as a PNG.
 PLOTLY_CONFIG = {"displaylogo": False, "displayModeBar": True}
@@ -80,3 +83,20 @@ def page_fragment(page: str, *, run_every: float | None = None) -> Callable[[Cal
                 body(*args, **kwargs)
         return run
     return decorate
+
+
+def record_table(records: Sequence[object], *, transpose: bool = False, index: str | None = None) -> None:
+    """Typed records (dataclasses whose fields carry a "column" title) as a table, one row per record.
+
+    The explanation layer names each column once, in the record's field metadata; a page passes the
+    records and never builds the rows itself. Every cell is shown as text.
+    """
+    import pandas as pd  # the pages that draw tables import it anyway; the home page need not
+
+    if not records:
+        return
+    columns = [(f.name, f.metadata.get("column", f.name)) for f in dataclasses.fields(records[0])]
+    frame = pd.DataFrame([{title: str(getattr(r, name)) for name, title in columns} for r in records])
+    if index is not None:
+        frame = frame.set_index(index)
+    st.dataframe(frame.T if transpose else frame, width="stretch", hide_index=index is None and not transpose)

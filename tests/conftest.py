@@ -29,21 +29,22 @@ def tiny_transformer(n_kv_heads: int = 4, **overrides) -> Transformer:
 def no_pages_folder_mode(monkeypatch):
     """Run every AppTest run through app.py, as a warm server does.
 
-    AppTest resets PagesManager.uses_pages_directory before each run, so with a pages/ folder
-    every run starts in Streamlit's old folder mode, where app_lib.state.ensure_entrypoint
-    reruns through app.py; that rerun drops button clicks. The real server is in that mode
-    only for a fresh server's first deep link, which the browser tests cover.
+    AppTest makes a new PagesManager before each run, and with a pages/ folder that puts every run
+    in Streamlit's old folder mode, where app_lib.state.ensure_entrypoint reruns through app.py;
+    that rerun drops button clicks. The real server is in that mode only for a fresh server's first
+    deep link, which the browser tests cover. The switch itself is app_lib.streamlit_internals'.
     """
     from streamlit.runtime.pages_manager import PagesManager
+
+    from app_lib.streamlit_internals import leave_pages_folder_mode
 
     original = PagesManager.__init__
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
+        leave_pages_folder_mode()
 
     monkeypatch.setattr(PagesManager, "__init__", init)
-
 
 
 @pytest.fixture(scope="module")
