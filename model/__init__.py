@@ -11,6 +11,7 @@ from .embeddings import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .gpt import GPT, GPTTrace
 from .kv_cache import KVCache, ModelCache
 from .layers import DecoderLayer, EncoderLayer, FeedForward
+from .lens import logit_lens
 from .masks import causal_mask, combine_masks, padding_mask
 from .norms import LayerNorm, RMSNorm
 from .trace import trace
@@ -21,5 +22,5 @@ __all__ = [
     "EncoderLayer", "FeedForward", "GPT", "GPTConfig", "GPTTrace", "KVCache", "LayerNorm", "LearnedPositionalEmbedding",
     "LoadedCheckpoint", "ModelCache", "MultiHeadAttention", "RMSNorm", "Seq2SeqTrace", "SinusoidalPositionalEncoding",
     "TokenEmbedding", "Transformer", "TransformerConfig", "attention", "causal_mask", "combine_masks",
-    "default_device", "load_checkpoint", "padding_mask", "peek", "save_checkpoint", "sinusoidal_table", "trace",
+    "default_device", "load_checkpoint", "logit_lens", "padding_mask", "peek", "save_checkpoint", "sinusoidal_table", "trace",
 ]

@@ -15,6 +15,12 @@ that GQA/MQA exist for.
 Two paths, one module: the explicit path computes scores, mask, softmax and
 weights step by step (what the tracing API and the pages show); the fast path
 calls `F.scaled_dot_product_attention` when nobody asked for the weights.
+
+A head mask (H,) scales each head's output before the heads are concatenated:
+0 switches a head off, exactly as if its columns of W_O were zero (the bias stays).
+A query whose every key is masked (a padding position at the start of a left-padded
+row) attends to nothing: weights 0 and output 0 on both paths (SDPA returns 0 for
+such a row; the explicit path zeroes it).
 """
 
 from __future__ import annotations
@@ -118,6 +124,11 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, n_kv_heads * self.d_head, bias=bias)
         self.out_proj = nn.Linear(n_heads * self.d_head, d_model, bias=bias)
 
+    def _check_head_mask(self, head_mask: Tensor) -> Tensor:
+        if head_mask.shape != (self.n_heads,):
+            raise ValueError(f"a layer's head mask must be shaped ({self.n_heads},), got {tuple(head_mask.shape)}.")
+        return head_mask
+
     def _split_heads(self, x: Tensor, n_heads: int) -> Tensor:
         batch, length, _ = x.shape
         # view splits the last dim into heads; transpose puts heads before time so each
@@ -159,8 +170,10 @@ class MultiHeadAttention(nn.Module):
         cache: KVCache | None = None,
         need_weights: bool = False,
         return_trace: bool = False,
+        head_mask: Tensor | None = None,
     ):
-        """x (B, T_q, D); context (B, T_k, D) for cross-attention; mask True = allowed.
+        """x (B, T_q, D); context (B, T_k, D) for cross-attention; mask True = allowed;
+        head_mask (H,): 1 keeps a head, 0 removes its output before W_O, values between scale it.
 
         Returns the output (B, T_q, D); with need_weights, (output, weights (B, H, T_q, T_k));
         with return_trace, (output, AttentionTrace).
@@ -174,6 +187,8 @@ class MultiHeadAttention(nn.Module):
             heads = steps.output
         else:
             heads = self._fast_attention(q, k, v, mask, dropout_p)  # (B, H, T_q, Dh)
+        if head_mask is not None:
+            heads = heads * self._check_head_mask(head_mask).to(heads.dtype)[None, :, None, None]  # (B, H, T_q, Dh)
         # transpose back to (B, T, H, Dh) leaves a non-contiguous tensor; reshape copies it
         # into one block so the heads sit side by side in each row.
         concatenated = heads.transpose(1, 2).reshape(batch, t_q, self.n_heads * self.d_head)  # (B, T_q, H*Dh)

@@ -67,6 +67,11 @@ class SinusoidalPositionalEncoding(nn.Module):
         check_positions(start, length, self.max_len)
         return self.table[start : start + length]
 
+    def at(self, positions: Tensor) -> Tensor:
+        """The encodings of explicit positions (B, T), one row each -> (B, T, D)."""
+        check_position_ids(positions, self.max_len)
+        return self.table[positions]  # (B, T, D)
+
 
 class LearnedPositionalEmbedding(nn.Module):
     """One learned D-vector per position 0..max_len-1 (GPT-2 style)."""
@@ -80,12 +85,26 @@ class LearnedPositionalEmbedding(nn.Module):
         check_positions(start, length, self.max_len)
         return self.table.weight[start : start + length]  # rows start..start+T-1: a lookup of consecutive ids
 
+    def at(self, positions: Tensor) -> Tensor:
+        """The embeddings of explicit positions (B, T), one row each -> (B, T, D)."""
+        check_position_ids(positions, self.max_len)
+        return self.table(positions)  # (B, T, D)
+
 
 def check_positions(start: int, length: int, max_len: int) -> None:
     """Refuse positions past the model's context with a message a user can act on."""
     if start + length > max_len:
         raise ValueError(
             f"sequence of {start + length} tokens is longer than the model's context "
+            f"(max_len={max_len}); shorten the input."
+        )
+
+
+def check_position_ids(positions: Tensor, max_len: int) -> None:
+    """Refuse explicit positions past the model's context (padded rows count real tokens only)."""
+    if positions.numel() and int(positions.max()) >= max_len:
+        raise ValueError(
+            f"a row has {int(positions.max()) + 1} real tokens, more than the model's context "
             f"(max_len={max_len}); shorten the input."
         )
 

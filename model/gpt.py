@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .config import GPTConfig, TransformerConfig
 from .kv_cache import ModelCache
 from .layers import DecoderLayer
-from .masks import causal_mask
+from .masks import causal_mask, combine_masks, key_padding_mask, position_ids
 from .norms import make_norm
 from .sampling import sample_next
 from .stack import InputEmbedding, StackTrace, count_parameters, init_gpt2
@@ -38,13 +38,24 @@ class LayerStack(nn.Module):
         memory_mask: Tensor | None = None,
         cache: ModelCache | None = None,
         return_trace: bool = False,
+        head_mask: Tensor | None = None,
+        cross_head_mask: Tensor | None = None,
+        positions: Tensor | None = None,
     ):
-        """ids (B, T) -> hidden states (B, T, D), or (hidden, StackTrace) with return_trace."""
+        """ids (B, T) -> hidden states (B, T, D), or (hidden, StackTrace) with return_trace.
+
+        head_mask, cross_head_mask (n_layers, H): per layer, the heads kept (1), removed (0) or scaled;
+        positions (B, T): each token's position when rows are padded (default: cache length onwards).
+        """
         start = cache.length if cache is not None else 0
+        for name, heads in (("head_mask", head_mask), ("cross_head_mask", cross_head_mask)):
+            if heads is not None and (heads.dim() != 2 or heads.shape[0] != len(self.layers)):
+                raise ValueError(f"{name} must be shaped (n_layers={len(self.layers)}, n_heads), "
+                                 f"got {tuple(heads.shape)}.")
         if return_trace:
-            x, embedding_trace = self.embed(ids, start, return_trace=True)
+            x, embedding_trace = self.embed(ids, start, return_trace=True, positions=positions)
         else:
-            x = self.embed(ids, start)  # (B, T, D)
+            x = self.embed(ids, start, positions=positions)  # (B, T, D)
         layer_traces = []
         for i, layer in enumerate(self.layers):
             x = layer(
@@ -52,6 +63,8 @@ class LayerStack(nn.Module):
                 cache=cache.self_attention[i] if cache is not None else None,
                 cross_cache=cache.cross_attention[i] if cache is not None and cache.cross_attention else None,
                 return_trace=return_trace,
+                head_mask=None if head_mask is None else head_mask[i],
+                cross_head_mask=None if cross_head_mask is None else cross_head_mask[i],
             )
             if return_trace:
                 x, layer_trace = x
@@ -101,12 +114,23 @@ class GPT(nn.Module):
         """An empty KV cache, one per layer, preallocated for `capacity` tokens."""
         return ModelCache.empty(self.config.n_layers, capacity)
 
-    def forward(self, idx: Tensor, cache: ModelCache | None = None, return_trace: bool = False):
+    def forward(
+        self,
+        idx: Tensor,
+        cache: ModelCache | None = None,
+        return_trace: bool = False,
+        head_mask: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+    ):
         """idx (B, T) -> logits (B, T, V); with return_trace, (logits, GPTTrace).
 
         With a cache, idx holds only the new tokens; their K/V are appended to it.
+        head_mask (n_layers, H): 1 keeps a head, 0 removes its output before W_O, values between scale it.
+        attention_mask (B, T) bool, True for real tokens (with a cache: (B, T_cached + T), every key's row):
+        padding on either side; padded keys get weight 0 and positions count real tokens only, so a
+        real position's logits are those of its row run alone. A padding position's logits mean nothing.
         """
-        hidden = self._hidden(idx, cache, return_trace)
+        hidden = self._hidden(idx, cache, return_trace, head_mask, attention_mask)
         if return_trace:
             hidden, stack_trace = hidden
         logits = self.lm_head(hidden)  # (B, T, V)
@@ -114,17 +138,26 @@ class GPT(nn.Module):
             return logits, GPTTrace(stack_trace, logits)
         return logits
 
-    def _hidden(self, idx: Tensor, cache: ModelCache | None, return_trace: bool = False):
+    def _hidden(self, idx: Tensor, cache: ModelCache | None, return_trace: bool = False,
+                head_mask: Tensor | None = None, attention_mask: Tensor | None = None):
         """idx (B, T) -> the layer stack's output (B, T, D) (with its StackTrace when asked)."""
         if idx.dim() != 2:
             raise ValueError(f"idx must be token ids shaped (B, T), got {tuple(idx.shape)}.")
         cached = cache.length if cache is not None else 0
         mask = self_attention_mask(idx.shape[1], cached, self.config.causal, idx.device)
-        return self.decoder(idx, mask=mask, cache=cache, return_trace=return_trace)
+        positions = None
+        if attention_mask is not None:
+            if attention_mask.shape != (idx.shape[0], cached + idx.shape[1]):
+                raise ValueError(f"attention_mask must be shaped (B, T_cached + T) = "
+                                 f"{(idx.shape[0], cached + idx.shape[1])}, got {tuple(attention_mask.shape)}.")
+            mask = combine_masks(mask, key_padding_mask(attention_mask))  # (B, 1, T, T_cached + T)
+            positions = position_ids(attention_mask, idx.shape[1])  # (B, T)
+        return self.decoder(idx, mask=mask, cache=cache, return_trace=return_trace, head_mask=head_mask,
+                            positions=positions)
 
-    def _next_token_logits(self, idx: Tensor, cache: ModelCache | None) -> Tensor:
+    def _next_token_logits(self, idx: Tensor, cache: ModelCache | None, attention_mask: Tensor | None = None) -> Tensor:
         """Logits of the last position only, (B, V): all generation needs, without the other T - 1 rows."""
-        return self.lm_head(self._hidden(idx, cache)[:, -1])  # (B, V)
+        return self.lm_head(self._hidden(idx, cache, attention_mask=attention_mask)[:, -1])  # (B, V)
 
     def generate(
         self,
@@ -134,11 +167,15 @@ class GPT(nn.Module):
         top_k: int | None = None,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        attention_mask: Tensor | None = None,
     ) -> Tensor:
         """Extend idx (B, T) by max_new_tokens tokens -> (B, T + max_new_tokens). Temperature 0 is greedy.
 
         Without the cache every step recomputes the whole sequence (the slow, obvious way);
-        both ways give the same tokens.
+        both ways give the same tokens. A batch of prompts of different lengths is padded on the
+        left with attention_mask (B, T) False there: each row's last position is then a real token,
+        and each row gets the tokens it would get alone (right padding would put pads between a
+        prompt and its continuation).
         """
         total = idx.shape[1] + max_new_tokens
         if max_new_tokens < 0:
@@ -153,10 +190,13 @@ class GPT(nn.Module):
         with torch.inference_mode():
             cache = self.new_cache(capacity=total) if use_cache else None
             out = idx
-            logits = self._next_token_logits(idx, cache)  # prefill: (B, V)
+            mask = attention_mask
+            logits = self._next_token_logits(idx, cache, mask)  # prefill: (B, V)
             for step in range(max_new_tokens):
                 next_id = sample_next(logits, temperature, top_k, generator)  # (B, 1)
                 out = torch.cat([out, next_id], dim=1)
+                if mask is not None:
+                    mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)  # (B, T + step + 1)
                 if step + 1 < max_new_tokens:
-                    logits = self._next_token_logits(next_id if use_cache else out, cache)  # (B, V)
+                    logits = self._next_token_logits(next_id if use_cache else out, cache, mask)  # (B, V)
         return out.clone()  # made outside inference mode: an ordinary tensor callers may edit in place

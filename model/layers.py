@@ -130,14 +130,17 @@ class DecoderLayer(nn.Module):
         cache: KVCache | None = None,
         cross_cache: KVCache | None = None,
         return_trace: bool = False,
+        head_mask: Tensor | None = None,
+        cross_head_mask: Tensor | None = None,
     ):
-        """x (B, T, D); memory (B, S, D) the encoder output; masks True = allowed.
+        """x (B, T, D); memory (B, S, D) the encoder output; masks True = allowed;
+        head_mask, cross_head_mask (H,) scale the self- and cross-attention heads (0 = off).
 
         Returns x (B, T, D), or (x, LayerTrace) with return_trace.
         """
         x_in = x
         x, normed, self_trace = self.self_residual(
-            x, lambda h: _attend(self.self_attn, return_trace, x=h, mask=mask, cache=cache)
+            x, lambda h: _attend(self.self_attn, return_trace, x=h, mask=mask, cache=cache, head_mask=head_mask)
         )
         self_sub = SublayerTrace(x_in, normed, x)
         cross_trace = cross_sub = None
@@ -148,7 +151,8 @@ class DecoderLayer(nn.Module):
             x, normed, cross_trace = self.cross_residual(
                 x,
                 lambda h: _attend(
-                    self.cross_attn, return_trace, x=h, context=memory, mask=memory_mask, cache=cross_cache
+                    self.cross_attn, return_trace, x=h, context=memory, mask=memory_mask, cache=cross_cache,
+                    head_mask=cross_head_mask,
                 ),
             )
             cross_sub = SublayerTrace(x_mid, normed, x)

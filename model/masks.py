@@ -45,3 +45,23 @@ def combine_masks(*masks: Tensor | None) -> Tensor | None:
     for mask in present[1:]:
         combined = combined & mask  # broadcasts to the common shape
     return combined
+
+
+def key_padding_mask(attention_mask: Tensor) -> Tensor:
+    """A (B, T_k) mask, True for real tokens, as keys: (B, 1, 1, T_k), False at padding."""
+    if attention_mask.dim() != 2 or attention_mask.dtype != torch.bool:
+        raise ValueError(
+            f"attention_mask must be a bool tensor shaped (B, T), True for real tokens; "
+            f"got {attention_mask.dtype} {tuple(attention_mask.shape)}."
+        )
+    return attention_mask[:, None, None, :]  # (B, 1, 1, T_k)
+
+
+def position_ids(attention_mask: Tensor, length: int) -> Tensor:
+    """Positions of the last `length` tokens of each row, counting real tokens only -> (B, length).
+
+    Row [pad pad a b c] gets positions [0 0 0 1 2]: a padding position gets 0 (it is never
+    attended to, so any valid position would do).
+    """
+    counted = attention_mask.long().cumsum(dim=1) - 1  # (B, T_k): the position of each real token
+    return counted[:, -length:].clamp(min=0)  # (B, T)

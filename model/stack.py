@@ -17,7 +17,7 @@ from .embeddings import TokenEmbedding, make_positional
 class EmbeddingTrace:
     ids: Tensor  # (B, T)
     token_embeddings: Tensor  # (B, T, D) the looked-up rows, times sqrt(D) if the model scales
-    positional: Tensor | None  # (T, D) or None when the model has no positional encoding
+    positional: Tensor | None  # (T, D); (B, T, D) when rows had their own positions (padding); None without
     summed: Tensor  # (B, T, D) what enters the first layer (before dropout)
 
 
@@ -31,10 +31,16 @@ class InputEmbedding(nn.Module):
         self.max_len = max_len
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, ids: Tensor, start: int = 0, return_trace: bool = False):
-        """ids (B, T) at positions start..start+T-1 -> (B, T, D)."""
+    def forward(self, ids: Tensor, start: int = 0, return_trace: bool = False, positions: Tensor | None = None):
+        """ids (B, T) at positions start..start+T-1, or at `positions` (B, T) when given -> (B, T, D).
+
+        Explicit positions are how a padded batch counts real tokens only: a left-padded row's
+        first real token is at position 0, as it would be alone.
+        """
         if ids.dim() != 2:
             raise ValueError(f"token ids must be shaped (B, T), got {tuple(ids.shape)}.")
+        if positions is not None:
+            return self._at_positions(ids, positions, return_trace)
         if start + ids.shape[1] > self.max_len:
             raise ValueError(
                 f"sequence of {start + ids.shape[1]} tokens is longer than the model's context "
@@ -42,6 +48,18 @@ class InputEmbedding(nn.Module):
             )
         tokens = self.token(ids)  # (B, T, D)
         positional = None if self.position is None else self.position(ids.shape[1], start)  # (T, D)
+        summed = tokens if positional is None else tokens + positional  # (B, T, D)
+        out = self.dropout(summed)
+        if return_trace:
+            return out, EmbeddingTrace(ids, tokens, positional, summed)
+        return out
+
+
+    def _at_positions(self, ids: Tensor, positions: Tensor, return_trace: bool):
+        if positions.shape != ids.shape:
+            raise ValueError(f"positions {tuple(positions.shape)} must match the ids {tuple(ids.shape)}.")
+        tokens = self.token(ids)  # (B, T, D)
+        positional = None if self.position is None else self.position.at(positions)  # (B, T, D)
         summed = tokens if positional is None else tokens + positional  # (B, T, D)
         out = self.dropout(summed)
         if return_trace:

@@ -48,6 +48,18 @@ class Seq2SeqTrace:
     logits: Tensor  # (B, T, V)
 
 
+HEAD_MASK_KINDS = ("encoder", "decoder", "cross")
+
+
+def split_head_mask(head_mask: dict[str, Tensor] | None) -> dict[str, Tensor | None]:
+    """An encoder-decoder head mask with every kind present (None = all heads on); refuses unknown keys."""
+    head_mask = head_mask or {}
+    unknown = set(head_mask) - set(HEAD_MASK_KINDS)
+    if unknown:
+        raise ValueError(f"head_mask keys must be among {HEAD_MASK_KINDS}, got {sorted(unknown)}.")
+    return {kind: head_mask.get(kind) for kind in HEAD_MASK_KINDS}
+
+
 class Transformer(nn.Module):
     """Encoder-decoder: encode the source once, then decode the target attending to it."""
 
@@ -69,10 +81,14 @@ class Transformer(nn.Module):
         """Empty caches: decoder self-attention per layer, plus cross-attention K/V per layer."""
         return ModelCache.empty(self.config.n_layers, capacity, cross=True)
 
-    def encode(self, src: Tensor, src_pad_id: int | None = None, return_trace: bool = False):
-        """src (B, S) -> (memory (B, S, D), source mask (B, 1, 1, S) or None[, StackTrace])."""
+    def encode(self, src: Tensor, src_pad_id: int | None = None, return_trace: bool = False,
+               head_mask: Tensor | None = None):
+        """src (B, S) -> (memory (B, S, D), source mask (B, 1, 1, S) or None[, StackTrace]).
+
+        head_mask (n_layers, H) scales the encoder's self-attention heads (0 = off).
+        """
         src_mask = padding_mask(src, src_pad_id) if src_pad_id is not None else None
-        out = self.encoder(src, mask=src_mask, return_trace=return_trace)
+        out = self.encoder(src, mask=src_mask, return_trace=return_trace, head_mask=head_mask)
         if return_trace:
             return out[0], src_mask, out[1]
         return out, src_mask
@@ -85,24 +101,38 @@ class Transformer(nn.Module):
         tgt_pad_id: int | None = None,
         cache: ModelCache | None = None,
         return_trace: bool = False,
+        head_mask: Tensor | None = None,
+        cross_head_mask: Tensor | None = None,
     ):
-        """tgt (B, T) new target tokens, memory (B, S, D) -> logits (B, T, V) [, StackTrace]."""
+        """tgt (B, T) new target tokens, memory (B, S, D) -> logits (B, T, V) [, StackTrace].
+
+        head_mask, cross_head_mask (n_layers, H) scale the decoder's self- and cross-attention heads.
+        """
         cached = cache.length if cache is not None else 0
         self_mask = self_attention_mask(tgt.shape[1], cached, True, tgt.device)
         if tgt_pad_id is not None and cache is None:
             self_mask = combine_masks(self_mask, padding_mask(tgt, tgt_pad_id))
-        out = self.decoder(tgt, mask=self_mask, memory=memory, memory_mask=src_mask, cache=cache, return_trace=return_trace)
+        out = self.decoder(tgt, mask=self_mask, memory=memory, memory_mask=src_mask, cache=cache,
+                           return_trace=return_trace, head_mask=head_mask, cross_head_mask=cross_head_mask)
         if return_trace:
             return self.lm_head(out[0]), out[1]
         return self.lm_head(out)  # (B, T, V)
 
-    def forward(self, src: Tensor, tgt: Tensor, src_pad_id: int | None = None, tgt_pad_id: int | None = None, return_trace: bool = False):
-        """src (B, S), tgt (B, T) -> logits (B, T, V); with return_trace, (logits, Seq2SeqTrace)."""
+    def forward(self, src: Tensor, tgt: Tensor, src_pad_id: int | None = None, tgt_pad_id: int | None = None,
+                return_trace: bool = False, head_mask: dict[str, Tensor] | None = None):
+        """src (B, S), tgt (B, T) -> logits (B, T, V); with return_trace, (logits, Seq2SeqTrace).
+
+        head_mask: any of "encoder", "decoder", "cross", each (n_layers, H); 1 keeps a head,
+        0 removes its output before W_O (as if its W_O columns were zero), values between scale it.
+        """
+        heads = split_head_mask(head_mask)
         if not return_trace:
-            memory, src_mask = self.encode(src, src_pad_id)
-            return self.decode(tgt, memory, src_mask, tgt_pad_id)
-        memory, src_mask, encoder_trace = self.encode(src, src_pad_id, return_trace=True)
-        logits, decoder_trace = self.decode(tgt, memory, src_mask, tgt_pad_id, return_trace=True)
+            memory, src_mask = self.encode(src, src_pad_id, head_mask=heads["encoder"])
+            return self.decode(tgt, memory, src_mask, tgt_pad_id, head_mask=heads["decoder"],
+                               cross_head_mask=heads["cross"])
+        memory, src_mask, encoder_trace = self.encode(src, src_pad_id, return_trace=True, head_mask=heads["encoder"])
+        logits, decoder_trace = self.decode(tgt, memory, src_mask, tgt_pad_id, return_trace=True,
+                                            head_mask=heads["decoder"], cross_head_mask=heads["cross"])
         return logits, Seq2SeqTrace(encoder_trace, decoder_trace, src_mask, logits)
 
     @torch.no_grad()
