@@ -121,6 +121,7 @@ class GPT(nn.Module):
         return_trace: bool = False,
         head_mask: Tensor | None = None,
         attention_mask: Tensor | None = None,
+        key_mask: Tensor | None = None,
     ):
         """idx (B, T) -> logits (B, T, V); with return_trace, (logits, GPTTrace).
 
@@ -129,8 +130,10 @@ class GPT(nn.Module):
         attention_mask (B, T) bool, True for real tokens (with a cache: (B, T_cached + T), every key's row):
         padding on either side; padded keys get weight 0 and positions count real tokens only, so a
         real position's logits are those of its row run alone. A padding position's logits mean nothing.
+        key_mask (B, T) bool, False for tokens to hide as keys (an experiment): no query reads them and
+        the other weights are renormalised, but positions are not renumbered (unlike attention_mask).
         """
-        hidden = self._hidden(idx, cache, return_trace, head_mask, attention_mask)
+        hidden = self._hidden(idx, cache, return_trace, head_mask, attention_mask, key_mask)
         if return_trace:
             hidden, stack_trace = hidden
         logits = self.lm_head(hidden)  # (B, T, V)
@@ -139,7 +142,8 @@ class GPT(nn.Module):
         return logits
 
     def _hidden(self, idx: Tensor, cache: ModelCache | None, return_trace: bool = False,
-                head_mask: Tensor | None = None, attention_mask: Tensor | None = None):
+                head_mask: Tensor | None = None, attention_mask: Tensor | None = None,
+                key_mask: Tensor | None = None):
         """idx (B, T) -> the layer stack's output (B, T, D) (with its StackTrace when asked)."""
         if idx.dim() != 2:
             raise ValueError(f"idx must be token ids shaped (B, T), got {tuple(idx.shape)}.")
@@ -152,6 +156,11 @@ class GPT(nn.Module):
                                  f"{(idx.shape[0], cached + idx.shape[1])}, got {tuple(attention_mask.shape)}.")
             mask = combine_masks(mask, key_padding_mask(attention_mask))  # (B, 1, T, T_cached + T)
             positions = position_ids(attention_mask, idx.shape[1])  # (B, T)
+        if key_mask is not None:
+            if key_mask.shape != (idx.shape[0], cached + idx.shape[1]):
+                raise ValueError(f"key_mask must be shaped (B, T_cached + T) = "
+                                 f"{(idx.shape[0], cached + idx.shape[1])}, got {tuple(key_mask.shape)}.")
+            mask = combine_masks(mask, key_padding_mask(key_mask))  # (B, 1, T, T_cached + T)
         return self.decoder(idx, mask=mask, cache=cache, return_trace=return_trace, head_mask=head_mask,
                             positions=positions)
 

@@ -46,13 +46,15 @@ def trace(
     tgt_pad_id: int | None = None,
     head_mask: Tensor | dict[str, Tensor] | None = None,
     attention_mask: Tensor | None = None,
+    key_mask: Tensor | None = None,
 ) -> GPTTrace | Seq2SeqTrace:
     """Trace one forward pass in eval mode.
 
     GPT: `trace(gpt, idx)` with idx (B, T), optionally `head_mask` (n_layers, H) and `attention_mask`
     (B, T) bool, True for real tokens (see GPT.forward). Encoder-decoder: `trace(transformer, src=...,
     tgt=...)`, optionally `head_mask` a dict with any of "encoder", "decoder", "cross" (padding there
-    comes from src_pad_id / tgt_pad_id).
+    comes from src_pad_id / tgt_pad_id). `key_mask` (B, T) bool hides the tokens where it is False as
+    keys, without renumbering positions: the GPT's tokens, or the encoder-decoder's source tokens.
     """
     for name, ids in (("idx", idx), ("src", src), ("tgt", tgt)):
         if ids is not None and (ids.dim() != 2 or ids.shape[1] == 0):
@@ -66,7 +68,8 @@ def trace(
                 raise ValueError("trace(gpt, idx) needs token ids idx shaped (B, T).")
             if isinstance(head_mask, dict):
                 raise TypeError("a GPT's head_mask is one tensor (n_layers, n_heads), not a dict.")
-            _, record = model(idx, return_trace=True, head_mask=head_mask, attention_mask=attention_mask)
+            _, record = model(idx, return_trace=True, head_mask=head_mask, attention_mask=attention_mask,
+                              key_mask=key_mask)
         elif isinstance(model, Transformer):
             if src is None or tgt is None:
                 raise ValueError("trace(transformer, src=..., tgt=...) needs source and target ids.")
@@ -74,7 +77,8 @@ def trace(
                 raise ValueError("an encoder-decoder's padding comes from src_pad_id and tgt_pad_id, not attention_mask.")
             if head_mask is not None and not isinstance(head_mask, dict):
                 raise TypeError('an encoder-decoder\'s head_mask is a dict with keys "encoder", "decoder", "cross".')
-            _, record = model(src, tgt, src_pad_id, tgt_pad_id, return_trace=True, head_mask=head_mask)
+            _, record = model(src, tgt, src_pad_id, tgt_pad_id, return_trace=True, head_mask=head_mask,
+                              src_key_mask=key_mask)
         else:
             raise TypeError(f"cannot trace a {type(model).__name__}; expected GPT or Transformer.")
     finally:

@@ -20,7 +20,7 @@ from .config import TransformerConfig
 from .gpt import LayerStack, self_attention_mask
 from .kv_cache import ModelCache
 from .layers import DecoderLayer, EncoderLayer
-from .masks import combine_masks, padding_mask
+from .masks import combine_masks, key_padding_mask, padding_mask
 from .stack import StackTrace, count_parameters, init_gpt2
 
 
@@ -82,12 +82,17 @@ class Transformer(nn.Module):
         return ModelCache.empty(self.config.n_layers, capacity, cross=True)
 
     def encode(self, src: Tensor, src_pad_id: int | None = None, return_trace: bool = False,
-               head_mask: Tensor | None = None):
+               head_mask: Tensor | None = None, src_key_mask: Tensor | None = None):
         """src (B, S) -> (memory (B, S, D), source mask (B, 1, 1, S) or None[, StackTrace]).
 
-        head_mask (n_layers, H) scales the encoder's self-attention heads (0 = off).
+        head_mask (n_layers, H) scales the encoder's self-attention heads (0 = off); src_key_mask (B, S)
+        bool hides the source tokens where it is False from every query (encoder and cross-attention).
         """
         src_mask = padding_mask(src, src_pad_id) if src_pad_id is not None else None
+        if src_key_mask is not None:
+            if src_key_mask.shape != src.shape:
+                raise ValueError(f"src_key_mask must be shaped like src {tuple(src.shape)}, got {tuple(src_key_mask.shape)}.")
+            src_mask = combine_masks(src_mask, key_padding_mask(src_key_mask))  # (B, 1, 1, S)
         out = self.encoder(src, mask=src_mask, return_trace=return_trace, head_mask=head_mask)
         if return_trace:
             return out[0], src_mask, out[1]
@@ -119,18 +124,21 @@ class Transformer(nn.Module):
         return self.lm_head(out)  # (B, T, V)
 
     def forward(self, src: Tensor, tgt: Tensor, src_pad_id: int | None = None, tgt_pad_id: int | None = None,
-                return_trace: bool = False, head_mask: dict[str, Tensor] | None = None):
+                return_trace: bool = False, head_mask: dict[str, Tensor] | None = None,
+                src_key_mask: Tensor | None = None):
         """src (B, S), tgt (B, T) -> logits (B, T, V); with return_trace, (logits, Seq2SeqTrace).
 
         head_mask: any of "encoder", "decoder", "cross", each (n_layers, H); 1 keeps a head,
         0 removes its output before W_O (as if its W_O columns were zero), values between scale it.
+        src_key_mask (B, S) bool: False hides a source token as a key (see `encode`).
         """
         heads = split_head_mask(head_mask)
         if not return_trace:
-            memory, src_mask = self.encode(src, src_pad_id, head_mask=heads["encoder"])
+            memory, src_mask = self.encode(src, src_pad_id, head_mask=heads["encoder"], src_key_mask=src_key_mask)
             return self.decode(tgt, memory, src_mask, tgt_pad_id, head_mask=heads["decoder"],
                                cross_head_mask=heads["cross"])
-        memory, src_mask, encoder_trace = self.encode(src, src_pad_id, return_trace=True, head_mask=heads["encoder"])
+        memory, src_mask, encoder_trace = self.encode(src, src_pad_id, return_trace=True, head_mask=heads["encoder"],
+                                                      src_key_mask=src_key_mask)
         logits, decoder_trace = self.decode(tgt, memory, src_mask, tgt_pad_id, return_trace=True,
                                             head_mask=heads["decoder"], cross_head_mask=heads["cross"])
         return logits, Seq2SeqTrace(encoder_trace, decoder_trace, src_mask, logits)

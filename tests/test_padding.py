@@ -102,3 +102,29 @@ def test_encoder_decoder_padded_source_equals_each_alone(n_kv_heads):
     for b, row in enumerate(sources):
         alone = model(torch.tensor([row]), tgt[b:b + 1], src_pad_id=PAD)[0]
         assert torch.allclose(logits[b], alone, atol=1e-5)
+
+
+def test_a_key_mask_hides_keys_without_renumbering_positions():
+    model = tiny_gpt(2)
+    idx = torch.randint(0, 13, (1, 6))
+    hide = torch.ones(1, 6, dtype=torch.bool)
+    hide[0, 2] = False
+    record = trace(model, idx, key_mask=hide)
+    plain = trace(model, idx)
+    weights = record.decoder.layers[0].self_attention.weights
+    assert torch.all(weights[0, :, :, 2] == 0)
+    assert torch.allclose(weights[0, :, 3:].sum(-1), torch.ones(4, 3), atol=1e-6)  # renormalised
+    assert torch.equal(record.decoder.embedding.summed, plain.decoder.embedding.summed)  # same positions
+    assert torch.allclose(model(idx, key_mask=hide), record.logits, atol=1e-6)
+    assert torch.allclose(record.logits[0, :2], plain.logits[0, :2], atol=1e-6)  # before the hidden token
+
+
+def test_a_source_key_mask_hides_source_tokens_from_encoder_and_cross_attention():
+    model = tiny_transformer(2)
+    src, tgt = torch.randint(3, 15, (1, 6)), torch.randint(3, 11, (1, 3))
+    hide = torch.ones(1, 6, dtype=torch.bool)
+    hide[0, 4] = False
+    record = trace(model, src=src, tgt=tgt, key_mask=hide)
+    assert torch.all(record.encoder.layers[0].self_attention.weights[..., 4] == 0)
+    assert torch.all(record.decoder.layers[1].cross_attention.weights[..., 4] == 0)
+    assert torch.allclose(model(src, tgt, src_key_mask=hide), record.logits, atol=1e-6)
