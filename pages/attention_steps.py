@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from app_lib.padding_view import padding_section
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox
 from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
 from explain.attention import attention_shapes, dot_product
@@ -87,6 +88,7 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
         st.markdown("This cell is **masked**: its score is replaced by −∞, so its weight is 0 whatever q · k is.")
     chart(plot_dot_product(dp.q, dp.k, f"q of {q_labels[query]} (head {head}) and k of {k_labels[key]} "
                                        f"(kv head {dp.kv_head})"), "dot_product")
+    padding_section(selection, prepared, kind, layer, head)
 
 
 attention_steps(selection, prepared)

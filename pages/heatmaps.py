@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_lib.bertviz_views import bertviz_views
+from app_lib.padding_view import padding_section
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox, url_toggle
 from app_lib.ui import chart, html_frame, intro, page_fragment, traced_input
 from explain.trace import ATTENTION_KINDS, PreparedTrace
@@ -43,6 +44,7 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
         if all_layers:
             chart(plot_layer_grid(attentions, q_labels, k_labels,
                                   f"All {config.n_layers} layers × {config.n_heads} heads"), "all_layers")
+    padding_section(selection, prepared, kind, layer, head)
 
     st.subheader("bertviz: the same attention as lines")
     views = bertviz_views(selection.entry.name, selection.text, layer, head)
