@@ -142,24 +142,32 @@ async def measure(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+COLUMNS = ["latency_s", "render_s", "main_thread_s", "chromium_cpu_s", "server_cpu_s"]
+
+
+def median_row(key: str, group: list[dict]) -> str:
+    """One table row: the medians of a group of changes."""
+    cells = []
+    for column in COLUMNS:
+        values = [r[column] for r in group if r[column] is not None]
+        cells.append(f"{statistics.median(values):.2f}" if values else "-")
+    return f"| {key} | {len(group)} | " + " | ".join(cells) + " |"
+
+
 def table(rows: list[dict]) -> str:
-    columns = ["latency_s", "render_s", "main_thread_s", "chromium_cpu_s", "server_cpu_s"]
-    head = "| page | changes | " + " | ".join(c.removesuffix("_s").replace("_", " ") + " (s)" for c in columns) + " |"
-    lines = [head, "| --- | ---: |" + " ---: |" * len(columns)]
+    """Medians per page (its navigation apart), per page and kind of change, and over all changes."""
+    head = "| page | changes | " + " | ".join(c.removesuffix("_s").replace("_", " ") + " (s)" for c in COLUMNS) + " |"
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = row["page"] + (" (navigate)" if row["kind"] == "navigate" else "")
-        groups.setdefault(key, []).append(row)
-    for key, group in groups.items():
-        cells = []
-        for column in columns:
-            values = [r[column] for r in group if r[column] is not None]
-            cells.append(f"{statistics.median(values):.2f}" if values else "-")
-        lines.append(f"| {key} | {len(group)} | " + " | ".join(cells) + " |")
+        groups.setdefault(row["page"] + (" (navigate)" if row["kind"] == "navigate" else ""), []).append(row)
     changes = [r for r in rows if r["kind"] != "navigate"]
-    cells = [f"{statistics.median([r[c] for r in changes if r[c] is not None]):.2f}" for c in columns]
-    lines.append(f"| all changes | {len(changes)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    for row in changes:
+        groups.setdefault(f"{row['page']}: {row['kind']}", []).append(row)
+    # The layer and head menus are the changes a student makes most on an inspection page.
+    groups["layer or head changes"] = [r for r in changes if r["kind"] in ("select:Layer", "select:Head")]
+    groups["all changes"] = changes
+    lines = [head, "| --- | ---: |" + " ---: |" * len(COLUMNS)]
+    return "\n".join(lines + [median_row(key, group) for key, group in groups.items() if group])
 
 
 def main() -> None:
