@@ -83,10 +83,18 @@ def current_selection() -> Selection:
 
 
 def _warn_if_not_offered(key: str, options: Sequence[Any], where) -> None:
-    """A visible note when the URL asks this widget for a value it does not offer (an empty one included)."""
+    """A visible note when a link asks this widget for a value it does not offer (an empty one included).
+
+    A value this session's own widget put in the URL (a layer picked on a model with more layers,
+    before switching checkpoints) is no link: it is dropped quietly and the widget starts afresh.
+    """
     raw = st.query_params.get(key)
-    if raw is not None and raw not in {str(o) for o in options}:
-        _warn_link_value(key, raw, "not one of the choices here", "the default", where)
+    if raw is None or raw in {str(o) for o in options}:
+        return
+    if key in st.session_state and str(st.session_state[key]) == raw:
+        del st.session_state[key]
+        return
+    _warn_link_value(key, raw, "not one of the choices here", "the default", where)
 
 
 def _warn_link_value(key: str, raw: str, why: str, shown: str, where) -> None:

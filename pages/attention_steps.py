@@ -64,8 +64,9 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
 
     st.subheader("3. Scores: QKᵀ, scaled by √d_head, then masked")
     st.markdown(f"Dividing by √d_head = √{shapes.d_head} keeps the scores from growing with the head size, so the "
-                "softmax does not saturate. Masked cells (grey) become −∞: after the softmax their weight is "
-                "exactly 0, so they are drawn as masked, not as a small number.")
+                "softmax does not saturate. The three panels share one colour scale, so the division shows as paler "
+                "colours. Masked cells (grey) become −∞: after the softmax their weight is exactly 0, so they are "
+                "drawn as masked, not as a small number.")
     chart(plot_scores(att, head, q_labels, k_labels, query, key), "scores")
 
     st.subheader("4. Softmax: each row becomes weights that sum to 1")

@@ -266,6 +266,16 @@ def test_link_opens_layer_head_and_query():
     assert any("3:" in c.value and "1:" in c.value for c in at.caption)
 
 
+def test_switching_checkpoint_resets_a_choice_the_new_model_lacks_without_a_link_warning():
+    """Layer 2 picked on shakespeare-mha (3 layers), then reversal-mha (2 layers): reset quietly."""
+    at = app_at({"checkpoint": "shakespeare-mha"})
+    at.switch_page("pages/heatmaps.py").run()
+    at.selectbox(key="layer").set_value(2).run()
+    at.selectbox(key="checkpoint").set_value("reversal-mha").run()
+    assert not at.exception and at.selectbox(key="layer").value == 0
+    assert not [w.value for w in at.warning if "layer" in w.value]
+
+
 def test_out_of_range_layer_falls_back_with_a_note():
     at = app_at({"checkpoint": "user/tiny-words", "layer": "9"})
     at.switch_page("pages/heatmaps.py").run()

@@ -147,6 +147,8 @@ def test_scores_panels_are_the_traced_steps(gpt_trace):
     np.testing.assert_allclose(np.array(raw.z), att.raw_scores[0, 0].numpy(), rtol=1e-6)
     np.testing.assert_allclose(np.array(scaled.z), att.scaled_scores[0, 0].numpy(), rtol=1e-6)
     assert np.isnan(np.array(masked.z, dtype=float)[0, 1])
+    limit = float(att.raw_scores[0, 0].abs().max())  # one colour scale: the scaled panels look paler
+    assert [(p.zmin, p.zmax) for p in (raw, scaled, masked)] == [pytest.approx((-limit, limit), rel=1e-6)] * 3
 
 
 def test_concat_and_output_shapes(gpt_trace):

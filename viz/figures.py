@@ -92,12 +92,14 @@ def plot_scores(att: AttentionTrace, head: int, q_labels: Sequence[str], k_label
     allowed = allowed_matrix(att.mask, att.weights.shape[1], *raw.shape)[head]
     d_head = att.q.shape[-1]
     spot = (query, key)
+    # One colour scale for all three panels, so that the division by sqrt(d_head) shows as paler colours.
+    limit = float(np.abs(raw).max()) or 1.0
     panels = [
-        Panel(raw, "QKᵀ", q_labels, k_labels, highlight=spot),
-        Panel(scaled, f"÷ √{d_head}", q_labels, k_labels, highlight=spot),
-        Panel(scaled, "mask applied (grey = masked)", q_labels, k_labels, allowed, highlight=spot),
+        Panel(raw, "QKᵀ", q_labels, k_labels, highlight=spot, limit=limit),
+        Panel(scaled, f"÷ √{d_head}", q_labels, k_labels, highlight=spot, limit=limit),
+        Panel(scaled, "mask applied (grey = masked)", q_labels, k_labels, allowed, highlight=spot, limit=limit),
     ]
-    return plot_panels(panels, f"Scores of head {head}: rows are queries, columns are keys")
+    return plot_panels(panels, f"Scores of head {head} on one colour scale: rows are queries, columns are keys")
 
 
 def plot_attention_weights(att: AttentionTrace, head: int, q_labels: Sequence[str], k_labels: Sequence[str],

@@ -64,6 +64,7 @@ class Panel:
     signed: bool = True  # diverging colours around 0; False: weights in [0, 1]
     highlight: tuple[int | None, int | None] | None = None  # (row, col) outlined; None parts skipped
     boundaries: int | None = None  # draw a vertical line every this many columns (heads side by side)
+    limit: float | None = None  # signed panels: colours span [-limit, limit] (panels that share one scale)
 
 
 def heatmap_trace(panel: Panel, show_scale: bool = True, colorbar_x: float | None = None) -> go.Heatmap:
@@ -90,7 +91,9 @@ def heatmap_spec(panel: Panel, show_scale: bool = True, colorbar_x: float | None
     else:
         hovered = dict(hovertemplate="row %{y}<br>column %{x}<br>%{z:.4f}<extra></extra>")
     colorbar = dict(thickness=10, len=0.85) | ({"x": colorbar_x, "xanchor": "left"} if colorbar_x is not None else {})
-    if panel.signed:
+    if panel.signed and panel.limit is not None:
+        scale = dict(colorscale=SIGNED_SCALE, zmin=-panel.limit, zmax=panel.limit)
+    elif panel.signed:
         scale = dict(colorscale=SIGNED_SCALE, zmid=0.0)
     else:
         scale = dict(colorscale=WEIGHTS_SCALE, zmin=0.0, zmax=1.0)

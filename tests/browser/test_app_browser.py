@@ -202,6 +202,24 @@ def test_link_round_trip_layer_and_head(app_url, page, browser_log):
     assert_clean_app(page, browser_log)
 
 
+def test_switching_to_a_smaller_model_gives_no_link_warning(app_url, page, browser_log):
+    """A layer picked on a 3-layer model is this session's own choice, not a link: reset without a warning."""
+    names = {c["name"]: c for c in SHIPPED}
+    assert {"shakespeare-mha", "reversal-mha"} <= set(names), "both models are shipped"
+    open_app(page, f"{app_url}/heatmaps?checkpoint=shakespeare-mha", charts=PAGES["heatmaps"])
+    page.get_by_role("combobox", name="Layer").click()
+    page.get_by_role("option", name="2", exact=True).click()
+    page.wait_for_function("() => location.search.includes('layer=2')", timeout=20_000)
+    page.get_by_role("combobox", name="Checkpoint").click()
+    page.get_by_role("option", name="reversal-mha", exact=True).click()
+    page.wait_for_function("() => !location.search.includes('layer=2') && location.search.includes('reversal-mha')",
+                           timeout=30_000)
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=RUN_TIMEOUT_MS)
+    assert page.get_by_role("combobox", name="Layer").input_value() == "0"
+    assert page.get_by_text("The link asked for layer").count() == 0
+    assert_clean_app(page, browser_log)
+
+
 @pytest.mark.parametrize("path", list(PAGES))
 def test_every_page_renders_offline(app_url, page, browser_log, artifacts_dir, path):
     name = SHIPPED[0]["name"]
