@@ -15,9 +15,17 @@ import plotly.graph_objects as go
 from explain.padding import PaddedBatch
 from explain.trace import AttentionKindName
 
-from .panels import MASKED_COLOR, Panel, allowed_matrix, plot_panels, to_numpy
+from .panels import MASKED_COLOR, Panel, PanelGrid, allowed_matrix, figure_height, panel_figure, to_numpy
 
 ROWS = ("row 0 (your input)", "row 1 (second input)")
+
+
+def _side_by_side(panels: list[Panel], title: str, rows: int) -> go.Figure:
+    """Panels in a row, each with its own row labels, one shared 0-1 colour scale at the right."""
+    grid = PanelGrid(1, len(panels), [p.title for p in panels], horizontal_spacing=0.12)
+    for i, panel in enumerate(panels):
+        grid.add_panel(panel, i, show_scale=i == len(panels) - 1, colorbar_x=grid.x_domain(i)[1] + 0.01)
+    return panel_figure(grid, title, figure_height(rows))
 
 
 def plot_padded_ids(batch: PaddedBatch, title: str) -> go.Figure:
@@ -41,7 +49,7 @@ def plot_padding_masks(batch: PaddedBatch, kind: AttentionKindName, title: str) 
         combined = batch.combined_mask(kind, row)
         panels.append(Panel(combined.astype(float), f"row {row}: combined mask", batch.query_labels(kind, row),
                             batch.key_labels(kind, row), combined, signed=False))
-    return plot_panels(panels, title, row_count=max(len(batch.query_labels(kind, 0)), 4))
+    return _side_by_side(panels, title, max(len(batch.query_labels(kind, 0)), len(batch.query_labels(kind, 1)), 4))
 
 
 def plot_padded_attention(batch: PaddedBatch, kind: AttentionKindName, layer: int, head: int,
@@ -54,4 +62,4 @@ def plot_padded_attention(batch: PaddedBatch, kind: AttentionKindName, layer: in
         allowed = allowed_matrix(att.mask, att.weights.shape[1], *weights.shape)[head]
         panels.append(Panel(weights, ROWS[row], batch.query_labels(kind, row), batch.key_labels(kind, row),
                             allowed, signed=False))
-    return plot_panels(panels, title)
+    return _side_by_side(panels, title, max(len(batch.query_labels(kind, 0)), len(batch.query_labels(kind, 1))))
