@@ -19,8 +19,12 @@ from plotly.subplots import make_subplots
 from model.attention import AttentionTrace
 
 from .panels import (
+    BLUE,
+    GREEN,
     HIGHLIGHT,
+    ORANGE,
     ROW_PX,
+    VERMILLION,
     Array,
     Panel,
     PanelGrid,
@@ -138,9 +142,9 @@ def plot_dot_product(q: np.ndarray, k: np.ndarray, title: str) -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=["q and k, dimension by dimension",
                                         f"q × k (they sum to {products.sum():.4f})"])
-    fig.add_trace(go.Bar(x=dims, y=q, name="q (query)", marker_color="#3182bd"), row=1, col=1)
-    fig.add_trace(go.Bar(x=dims, y=k, name="k (key)", marker_color="#fd8d3c"), row=1, col=1)
-    colours = np.where(products >= 0, "#31a354", "#de2d26").tolist()
+    fig.add_trace(go.Bar(x=dims, y=q, name="q (query)", marker_color=BLUE), row=1, col=1)
+    fig.add_trace(go.Bar(x=dims, y=k, name="k (key)", marker_color=ORANGE), row=1, col=1)
+    colours = np.where(products >= 0, GREEN, VERMILLION).tolist()
     fig.add_trace(go.Bar(x=dims, y=products, name="q × k", marker_color=colours), row=2, col=1)
     fig.update_xaxes(title_text="dimension of the head", row=2, col=1)
     fig.update_layout(barmode="group", height=420, title=dict(text=html.escape(title)),

@@ -18,9 +18,9 @@ from model.config import kv_head_of
 from model.decode_speed import SpeedPoint
 
 from .figures_generation import VARIANT_COLOURS, variant_colour
-from .panels import MASKED_COLOR, Panel, PanelGrid, allowed_matrix, heatmap_spec, to_numpy
+from .panels import BLUE, CATEGORICAL, MASKED_COLOR, Panel, PanelGrid, allowed_matrix, heatmap_spec, to_numpy
 
-GROUP_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
+GROUP_COLOURS = CATEGORICAL
 
 
 def plot_grouped_heads(att: AttentionTrace, labels: Sequence[str], title: str) -> go.Figure:
@@ -93,7 +93,7 @@ def plot_position_accuracy(quality: FamilyQuality) -> go.Figure:
                                  line={"color": VARIANT_COLOURS.get(variant)}))
     n, chance = quality.n or 0, quality.chance or 0.0
     width = len(measured[0].accuracy_by_position) if measured else 0
-    fig.add_vrect(x0=n - 1.5, x1=width - 0.5, fillcolor="#3182bd", opacity=0.08,
+    fig.add_vrect(x0=n - 1.5, x1=width - 0.5, fillcolor=BLUE, opacity=0.08,
                   line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")
     fig.add_hline(y=chance, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
     fig.update_layout(title="Accuracy by position on fresh sequences", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},

@@ -12,10 +12,23 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .panels import Array, Panel, plot_matrix, plot_panels, plotly_labels, to_numpy
+from .panels import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    PURPLE,
+    VERMILLION,
+    Array,
+    Panel,
+    plot_matrix,
+    plot_panels,
+    plotly_labels,
+    to_numpy,
+)
 
-GROUP_COLOURS = {"digit": "#3182bd", "letter": "#e6550d", "word": "#756bb1", "punctuation": "#31a354",
-                 "space": "#969696", "special": "#d62728"}
+GROUP_COLOURS = {"digit": BLUE, "letter": VERMILLION, "word": PURPLE, "punctuation": GREEN, "space": GREY,
+                 "special": ORANGE}
 
 
 def token_group(token: str) -> str:

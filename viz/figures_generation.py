@@ -16,8 +16,12 @@ import plotly.graph_objects as go
 from explain.cache import CacheCurve
 
 from .panels import (
+    BLUE,
+    GREEN,
     MASKED_COLOR,
     SIGNED_SCALE,
+    SKY,
+    VERMILLION,
     WEIGHTS_SCALE,
     Array,
     Panel,
@@ -27,9 +31,9 @@ from .panels import (
     to_numpy,
 )
 
-VARIANT_COLOURS = {"MHA": "#3182bd", "GQA": "#31a354", "MQA": "#e6550d"}
+VARIANT_COLOURS = {"MHA": BLUE, "GQA": GREEN, "MQA": VERMILLION}
 MEASURED_COLOUR = "#222222"
-CHOSEN_COLOUR, OTHER_COLOUR = "#e6550d", "#9ecae1"
+CHOSEN_COLOUR, OTHER_COLOUR = VERMILLION, SKY
 
 
 def variant_colour(name: str, default: str = "#888") -> str:

@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 
 from model.training import TrainEvent
 
-from .panels import MASKED_COLOR, Array, to_numpy
+from .panels import BLUE, GREY, MASKED_COLOR, VERMILLION, Array, to_numpy
 
-FIRST_COLOUR, SECOND_COLOUR, CHANCE_COLOUR = "#e6550d", "#3182bd", "#888888"
+FIRST_COLOUR, SECOND_COLOUR, CHANCE_COLOUR = VERMILLION, BLUE, GREY
 MAX_POINTS = 300  # a line of 3,000 steps is thinned to this many points
 
 

@@ -19,10 +19,14 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+# Okabe and Ito's colour-blind-safe palette: every categorical colour of the figures comes from here.
+BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, GREY = (
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#7F7F7F")
+CATEGORICAL = (BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, GREY)
 MASKED_COLOR = "#bdbdbd"
 WEIGHTS_SCALE = "Blues"
 SIGNED_SCALE = "RdBu_r"
-HIGHLIGHT = "#e6550d"
+HIGHLIGHT = VERMILLION
 ROW_PX, MIN_HEIGHT, MAX_HEIGHT = 22, 260, 900
 Array = np.ndarray | torch.Tensor  # what a figure accepts as numbers: a trace's tensors or the records' arrays
 
