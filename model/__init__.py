@@ -13,14 +13,16 @@ from .kv_cache import KVCache, ModelCache
 from .layers import DecoderLayer, EncoderLayer, FeedForward
 from .lens import logit_lens
 from .masks import causal_mask, combine_masks, padding_mask
+from .mla import LatentKV
 from .norms import LayerNorm, RMSNorm
+from .rope import apply_rope
 from .trace import trace
 from .transformer import Decoder, Encoder, Seq2SeqTrace, Transformer
 
 __all__ = [
     "AttentionTrace", "CheckpointError", "CheckpointPeek", "ConfigError", "Decoder", "DecoderLayer", "Encoder",
-    "EncoderLayer", "FeedForward", "GPT", "GPTConfig", "GPTTrace", "KVCache", "LayerNorm", "LearnedPositionalEmbedding",
+    "EncoderLayer", "FeedForward", "GPT", "LatentKV", "GPTConfig", "GPTTrace", "KVCache", "LayerNorm", "LearnedPositionalEmbedding",
     "LoadedCheckpoint", "ModelCache", "MultiHeadAttention", "RMSNorm", "Seq2SeqTrace", "SinusoidalPositionalEncoding",
-    "TokenEmbedding", "Transformer", "TransformerConfig", "attention", "causal_mask", "combine_masks",
+    "TokenEmbedding", "Transformer", "TransformerConfig", "apply_rope", "attention", "causal_mask", "combine_masks",
     "default_device", "load_checkpoint", "logit_lens", "padding_mask", "peek", "save_checkpoint", "sinusoidal_table", "trace",
 ]

@@ -13,14 +13,16 @@ from typing import Any, Literal
 NormKind = Literal["layernorm", "rmsnorm"]
 NormPosition = Literal["pre", "post"]
 Activation = Literal["gelu", "relu"]
-PositionalEncoding = Literal["sinusoidal", "learned", "none"]
-AttentionVariant = Literal["MHA", "GQA", "MQA"]
+PositionalEncoding = Literal["sinusoidal", "learned", "rope", "none"]
+AttentionKind = Literal["standard", "mla"]  # standard: MHA/GQA/MQA by n_kv_heads; mla: latent K/V
+AttentionVariant = Literal["MHA", "GQA", "MQA", "MLA"]
 
 _CHOICES = {
     "norm": ("layernorm", "rmsnorm"),
     "norm_position": ("pre", "post"),
     "activation": ("gelu", "relu"),
-    "pos_encoding": ("sinusoidal", "learned", "none"),
+    "pos_encoding": ("sinusoidal", "learned", "rope", "none"),
+    "attention": ("standard", "mla"),
 }
 
 
@@ -76,6 +78,33 @@ class _CommonConfig:
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        self._check_rope_and_mla()
+
+    def _check_rope_and_mla(self) -> None:
+        if self.pos_encoding == "rope":
+            if self.d_head % 2:
+                raise ConfigError(f"RoPE turns pairs of coordinates: d_head ({self.d_head}) must be even.")
+            if not self.rope_base > 1.0:
+                raise ConfigError(f"rope_base must be greater than 1, got {self.rope_base}.")
+        if self.attention != "mla":
+            if self.kv_latent_dim is not None or self.mla_rope_dim:
+                raise ConfigError('kv_latent_dim and mla_rope_dim apply to attention="mla" only.')
+            object.__setattr__(self, "mla_rope_dim", 0)
+            return
+        if self.n_kv_heads != self.n_heads:
+            raise ConfigError(f"MLA up-projects keys and values for every head from the latent: leave n_kv_heads "
+                              f"unset or equal to n_heads ({self.n_heads}), got {self.n_kv_heads}.")
+        if self.kv_latent_dim is None:
+            object.__setattr__(self, "kv_latent_dim", self.d_model // 2)
+        if self.mla_rope_dim is None:
+            object.__setattr__(self, "mla_rope_dim", self.d_head // 2 if self.pos_encoding == "rope" else 0)
+        if self.kv_latent_dim < 1:
+            raise ConfigError(f"kv_latent_dim must be a positive integer, got {self.kv_latent_dim}.")
+        if self.pos_encoding == "rope" and (self.mla_rope_dim < 2 or self.mla_rope_dim % 2):
+            raise ConfigError(f"MLA with RoPE rotates a decoupled key: mla_rope_dim must be even and >= 2, "
+                              f"got {self.mla_rope_dim}.")
+        if self.pos_encoding != "rope" and self.mla_rope_dim:
+            raise ConfigError('mla_rope_dim is the rotary key of MLA with pos_encoding="rope"; without RoPE it must be 0.')
 
     @property
     def d_head(self) -> int:
@@ -88,7 +117,15 @@ class _CommonConfig:
 
     @property
     def attention_variant(self) -> AttentionVariant:
-        return attention_variant(self.n_heads, self.n_kv_heads)
+        return "MLA" if self.attention == "mla" else attention_variant(self.n_heads, self.n_kv_heads)
+
+    def attention_arguments(self) -> dict[str, Any]:
+        """The self-attention module's RoPE and MLA arguments (cross-attention takes neither)."""
+        return {
+            "rope_base": self.rope_base if self.pos_encoding == "rope" else None,
+            "kv_latent_dim": self.kv_latent_dim if self.attention == "mla" else None,
+            "rope_dim": self.mla_rope_dim,
+        }
 
     def kv_head_of(self, head: int) -> int:
         """The key/value head that query head `head` reads."""
@@ -127,6 +164,10 @@ class GPTConfig(_CommonConfig):
     tie_weights: bool = True  # output projection shares the token embedding matrix
     bias: bool = True
     causal: bool = True  # False removes the causal mask: only for showing what leakage looks like
+    rope_base: float = 10000.0  # RoPE's base: pair i turns by base^(-2i/Dh) per position
+    attention: AttentionKind = "standard"
+    kv_latent_dim: int | None = None  # MLA: the latent c_KV's width per token; None means d_model // 2
+    mla_rope_dim: int | None = None  # MLA: the rotary key's width; None means d_head // 2 with RoPE, else 0
 
     def __post_init__(self) -> None:
         if self.vocab_size < 1:
@@ -154,6 +195,11 @@ class TransformerConfig(_CommonConfig):
     scale_embeddings: bool = True
     tie_weights: bool = False  # ties the decoder's embedding to the output projection
     bias: bool = True
+    rope_base: float = 10000.0  # RoPE on the encoder's and decoder's self-attention; cross-attention has none
+    # MLA is offered for the GPT: class attributes, not fields, so they never reach a checkpoint.
+    attention = "standard"
+    kv_latent_dim = None
+    mla_rope_dim = 0
 
     def __post_init__(self) -> None:
         if self.src_vocab_size < 1 or self.tgt_vocab_size < 1:

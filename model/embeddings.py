@@ -110,7 +110,8 @@ def check_position_ids(positions: Tensor, max_len: int) -> None:
 
 
 def make_positional(kind: str, max_len: int, d_model: int) -> nn.Module | None:
-    """The positional encoding a config names, or None for "none"."""
+    """The positional encoding added to the embeddings, or None for "none" and for "rope"
+    (RoPE adds nothing here: it rotates q and k inside attention, model/rope.py)."""
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(max_len, d_model)
     if kind == "learned":

@@ -56,6 +56,8 @@ class LayerStack(nn.Module):
             x, embedding_trace = self.embed(ids, start, return_trace=True, positions=positions)
         else:
             x = self.embed(ids, start, positions=positions)  # (B, T, D)
+        if positions is None:
+            positions = torch.arange(start, start + ids.shape[1], device=ids.device)  # (T,)
         layer_traces = []
         for i, layer in enumerate(self.layers):
             x = layer(
@@ -65,6 +67,7 @@ class LayerStack(nn.Module):
                 return_trace=return_trace,
                 head_mask=None if head_mask is None else head_mask[i],
                 cross_head_mask=None if cross_head_mask is None else cross_head_mask[i],
+                positions=positions,
             )
             if return_trace:
                 x, layer_trace = x

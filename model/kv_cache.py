@@ -19,6 +19,10 @@ as in training.
 Only the K and V heads are cached: with grouped-query or multi-query attention
 there are n_kv_heads < n_heads of them, which is the whole point of GQA/MQA: the
 cache is n_heads / n_kv_heads times smaller.
+
+Multi-head latent attention (model/mla.py) caches, per token, its latent c_KV and its
+rotary key instead: the same two-tensor cache holds them as (B, 1, T, C) "keys" and
+(B, 1, T, R) "values", so the two tensors may differ in heads and width (not in B or T).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ GROWTH_CHUNK = 64  # tokens added to the capacity when it runs out, at least
 
 class KVCache:
     """Keys and values of one attention layer, (B, Hkv, T, Dh) each, growing by `append`.
+    (MLA: latents (B, 1, T, C) and rotary keys (B, 1, T, R); see the module docstring.)
 
     Storage is preallocated and grown in chunks (doubling, at least GROWTH_CHUNK
     tokens), so appending one token copies one token, not the whole cache.
@@ -63,31 +68,35 @@ class KVCache:
         """Bytes held by the cached K and V of the `length` tokens (not the spare capacity)."""
         if self._keys is None:
             return 0
-        return 2 * self.keys.numel() * self._keys.element_size()
+        return (self.keys.numel() + self.values.numel()) * self._keys.element_size()
 
     def append(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """Add new tokens' K and V, (B, Hkv, T_new, Dh); return all cached ones, (B, Hkv, T, Dh)."""
-        if keys.shape != values.shape or keys.dim() != 4:
+        if keys.dim() != 4 or values.dim() != 4 or keys.shape[0] != values.shape[0] or keys.shape[2] != values.shape[2]:
             raise ValueError(f"keys and values must both be (B, Hkv, T, Dh); got {keys.shape}, {values.shape}.")
         needed = self.length + keys.shape[2]
-        if needed > self.capacity:
-            self._grow(keys, needed)
-        elif keys.shape[:2] != self._keys.shape[:2] or keys.shape[3] != self._keys.shape[3]:
+        if self._keys is not None and not (_fits(keys, self._keys) and _fits(values, self._values)):
             raise ValueError(f"new keys {tuple(keys.shape)} do not match the cache {tuple(self._keys.shape)}.")
+        if needed > self.capacity:
+            self._grow(keys, values, needed)
         self._keys[:, :, self.length : needed] = keys
         self._values[:, :, self.length : needed] = values
         self.length = needed
         return self.keys, self.values
 
-    def _grow(self, like: Tensor, needed: int) -> None:
-        batch, kv_heads, _, d_head = like.shape
+    def _grow(self, keys: Tensor, values: Tensor, needed: int) -> None:
         capacity = max(needed, self.initial_capacity, 2 * self.capacity, self.capacity + GROWTH_CHUNK)
-        new_keys = like.new_empty(batch, kv_heads, capacity, d_head)  # (B, Hkv, capacity, Dh)
-        new_values = like.new_empty(batch, kv_heads, capacity, d_head)
+        new_keys = keys.new_empty(keys.shape[0], keys.shape[1], capacity, keys.shape[3])  # (B, Hkv, capacity, Dh)
+        new_values = values.new_empty(values.shape[0], values.shape[1], capacity, values.shape[3])
         if self._keys is not None:
             new_keys[:, :, : self.length] = self.keys
             new_values[:, :, : self.length] = self.values
         self._keys, self._values = new_keys, new_values
+
+
+def _fits(new: Tensor, stored: Tensor) -> bool:
+    """Same batch, heads and width: only the time axis may differ."""
+    return new.shape[:2] == stored.shape[:2] and new.shape[3] == stored.shape[3]
 
 
 @dataclass

@@ -111,10 +111,10 @@ class DecoderLayer(nn.Module):
         super().__init__()
         c = config
 
-        def mha() -> MultiHeadAttention:
-            return MultiHeadAttention(c.d_model, c.n_heads, c.n_kv_heads, c.dropout, c.bias)
+        def mha(**rope_and_mla) -> MultiHeadAttention:
+            return MultiHeadAttention(c.d_model, c.n_heads, c.n_kv_heads, c.dropout, c.bias, **rope_and_mla)
 
-        self.self_attn = mha()
+        self.self_attn = mha(**c.attention_arguments())  # cross-attention keys get no rotation
         self.self_residual = Residual(c.d_model, c.norm, c.norm_position, c.dropout)
         self.cross_attn = mha() if cross_attention else None
         self.cross_residual = Residual(c.d_model, c.norm, c.norm_position, c.dropout) if cross_attention else None
@@ -132,15 +132,18 @@ class DecoderLayer(nn.Module):
         return_trace: bool = False,
         head_mask: Tensor | None = None,
         cross_head_mask: Tensor | None = None,
+        positions: Tensor | None = None,
     ):
         """x (B, T, D); memory (B, S, D) the encoder output; masks True = allowed;
-        head_mask, cross_head_mask (H,) scale the self- and cross-attention heads (0 = off).
+        head_mask, cross_head_mask (H,) scale the self- and cross-attention heads (0 = off);
+        positions (T,) or (B, T): the tokens' positions, for RoPE in self-attention.
 
         Returns x (B, T, D), or (x, LayerTrace) with return_trace.
         """
         x_in = x
         x, normed, self_trace = self.self_residual(
-            x, lambda h: _attend(self.self_attn, return_trace, x=h, mask=mask, cache=cache, head_mask=head_mask)
+            x, lambda h: _attend(self.self_attn, return_trace, x=h, mask=mask, cache=cache, head_mask=head_mask,
+                                positions=positions)
         )
         self_sub = SublayerTrace(x_in, normed, x)
         cross_trace = cross_sub = None

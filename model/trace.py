@@ -9,7 +9,8 @@ transformer.py): token ids, token embeddings, positional encodings, their sum; p
 layer the residual stream in and out of each sublayer, the norms' outputs, per head
 Q, K, V, raw scores q.k, scaled scores, mask, softmax weights, head outputs, the heads
 concatenated, the attention output; the feed-forward hidden layer before and after its
-activation; the final norm; the logits.
+activation; the final norm; the logits. RoPE models add q and the new keys before
+rotation; MLA models add the latent c_KV and the rotary key, with K and V up-projected.
 """
 
 from __future__ import annotations
