@@ -36,27 +36,37 @@ STATIC_PATH = "app/static"
 
 @dataclass(frozen=True)
 class BertvizViews:
-    """Both views as in-page documents (libraries linked), iframe heights that fit them, a file name stem."""
+    """Both views as in-page documents, iframe heights that fit them, a file name stem.
+
+    The in-page documents link the libraries (`linked`) unless the server does not serve static/.
+    """
 
     head_frame: str
     model_frame: str
     head_height: int
     model_height: int
     file_stem: str
+    linked: bool
 
     @property
     def head_html(self) -> str:
         """The head view as a standalone HTML file (libraries inlined, works offline): the download."""
-        return standalone_html(self.head_frame)
+        return standalone_html(self.head_frame) if self.linked else self.head_frame
 
     @property
     def model_html(self) -> str:
         """The model view as a standalone HTML file: the download."""
-        return standalone_html(self.model_frame)
+        return standalone_html(self.model_frame) if self.linked else self.model_frame
 
 
-def scripts_url() -> str:
-    """The absolute path of static/bertviz/ on the app's server, under its baseUrlPath if any."""
+def scripts_url() -> str | None:
+    """The absolute path of static/bertviz/ on the app's server (under its baseUrlPath, if any).
+
+    None when static serving is off (a server started without .streamlit/config.toml): the page then
+    shows the standalone documents rather than views whose scripts would not load.
+    """
+    if not st.get_option("server.enableStaticServing"):
+        return None
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     return "/" + "/".join(part for part in (base, STATIC_PATH, "bertviz") if part)
 
@@ -64,12 +74,14 @@ def scripts_url() -> str:
 def build_views(prepared: PreparedTrace, name: str, layer: int, head: int) -> BertvizViews:
     """Head view opened on (layer, head) and the model view of every layer and head."""
     url = scripts_url()
-    return _views(build_head_view(prepared, name, layer, head, url), build_model_view(prepared, name, url), name)
+    return _views(build_head_view(prepared, name, layer, head, url), build_model_view(prepared, name, url), name,
+                  url)
 
 
-def _views(head: tuple[str, int], model: tuple[str, int], name: str) -> BertvizViews:
+def _views(head: tuple[str, int], model: tuple[str, int], name: str, url: str | None) -> BertvizViews:
     """Both (document, height) pairs, and a file name stem made of the checkpoint's name."""
-    return BertvizViews(head[0], model[0], head[1], model[1], re.sub(r"[^A-Za-z0-9_-]+", "_", name))
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+    return BertvizViews(head[0], model[0], head[1], model[1], stem, linked=url is not None)
 
 
 def _tokens(prepared: PreparedTrace) -> tuple[list[str], list[str]]:
@@ -84,8 +96,8 @@ def _encoder_decoder_parts(prepared: PreparedTrace) -> list[list]:
     return [[a.weights for a in prepared.attention(kind)] for kind in ("encoder", "decoder", "cross")]
 
 
-def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int, url: str) -> tuple[str, int]:
-    """The head view opened on (layer, head), linking the libraries at url, and an iframe height that fits it."""
+def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int, url: str | None) -> tuple[str, int]:
+    """The head view opened on (layer, head), linking the libraries at url (None: inlined), and its height."""
     title = f"{name}: layer {layer}, head {head} selected"
     source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
@@ -98,8 +110,8 @@ def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int, u
     return document, int(HEAD_ROW_PX * longest + HEAD_EXTRA_PX)
 
 
-def build_model_view(prepared: PreparedTrace, name: str, url: str) -> tuple[str, int]:
-    """The model view of every layer and head, linking the libraries at url, and an iframe height that fits it."""
+def build_model_view(prepared: PreparedTrace, name: str, url: str | None) -> tuple[str, int]:
+    """The model view of every layer and head, linking the libraries at url (None: inlined), and its height."""
     title = f"{name}: every layer and head"
     source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
@@ -119,12 +131,13 @@ def build_model_view(prepared: PreparedTrace, name: str, url: str) -> tuple[str,
 # Two caches: the model view does not depend on the layer and head, so it is kept once per input
 # instead of once per (input, layer, head). A document is its view's code and data (tens of KB).
 @st.cache_data(show_spinner="Building the bertviz head view...", max_entries=32)
-def _head_view_cached(name: str, version: tuple, text: str, layer: int, head: int, url: str) -> tuple[str, int]:
+def _head_view_cached(name: str, version: tuple, text: str, layer: int, head: int,
+                      url: str | None) -> tuple[str, int]:
     return build_head_view(traced(name, text), name, layer, head, url)
 
 
 @st.cache_data(show_spinner="Building the bertviz model view...", max_entries=16)
-def _model_view_cached(name: str, version: tuple, text: str, url: str) -> tuple[str, int]:
+def _model_view_cached(name: str, version: tuple, text: str, url: str | None) -> tuple[str, int]:
     return build_model_view(traced(name, text), name, url)
 
 
@@ -132,4 +145,4 @@ def bertviz_views(name: str, text: str, layer: int, head: int) -> BertvizViews:
     """Cached views for a listed checkpoint's trace of text (the trace must be ok)."""
     version, url = version_of(name), scripts_url()
     return _views(_head_view_cached(name, version, text, layer, head, url),
-                  _model_view_cached(name, version, text, url), name)
+                  _model_view_cached(name, version, text, url), name, url)

@@ -319,3 +319,39 @@ def test_unexpected_bertviz_js_layout_fails_loudly(monkeypatch):
     monkeypatch.setattr(bertviz_scripts, "bertviz_js", lambda name: "requirejs([], function () {});")
     with pytest.raises(RuntimeError, match="unexpected layout"):
         head_view_html(attention(), TOKENS)
+
+
+# ------------------------------------------------------------------ the app's views
+
+
+@pytest.fixture(scope="module")
+def prepared_reversal():
+    from explain.examples import default_text
+    from explain.trace import prepare_trace
+    from model import load_checkpoint
+
+    checkpoint = load_checkpoint(REPO_ROOT / "checkpoints" / "reversal-mha")
+    return prepare_trace(checkpoint, default_text(checkpoint))
+
+
+@pytest.mark.parametrize("static, base, frame_url", [
+    (True, "", "/app/static/bertviz"), (True, "/class-1/", "/class-1/app/static/bertviz"), (False, "", None),
+])
+def test_app_views_link_where_the_server_serves_the_libraries(monkeypatch, prepared_reversal, static, base,
+                                                               frame_url):
+    """In the page: linked under the server's baseUrlPath, or standalone when static serving is off;
+    the download is always the standalone file."""
+    import streamlit as st
+
+    from app_lib.bertviz_views import build_views
+
+    options = {"server.enableStaticServing": static, "server.baseUrlPath": base}
+    monkeypatch.setattr(st, "get_option", options.__getitem__)
+    views = build_views(prepared_reversal, "reversal-mha", layer=1, head=2)
+    for frame, download in ((views.head_frame, views.head_html), (views.model_frame, views.model_html)):
+        assert download == (standalone_html(frame) if frame_url else frame)
+        assert "RequireJS 2.3.6" in download and not re.search(r"<script src=", download)
+        if frame_url:
+            assert len(frame.encode()) <= IN_PAGE_MAX_BYTES
+            assert f'<script src="{frame_url}/require-2.3.6.js"' in frame
+    assert views.linked is (frame_url is not None)
