@@ -5,6 +5,7 @@ import streamlit as st
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox
 from app_lib.tracing import hidden
 from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
+from app_lib.url_choices import url_multiselect
 from explain.hiding import hidable_labels
 from explain.trace import PreparedTrace
 from viz.figures import plot_head_grid
@@ -26,8 +27,8 @@ prepared = traced_input(selection)
 def hide_token(selection: Selection, prepared: PreparedTrace) -> None:
     """The tokens to hide and what changes: a change reruns only this (app_lib.ui.page_fragment)."""
     labels = hidable_labels(prepared)
-    picked = st.multiselect("Tokens to hide", labels, key="hide", bind="query-params",
-                            placeholder="Pick one or more tokens")
+    picked = url_multiselect("Tokens to hide", labels, "hide", placeholder="Pick one or more tokens",
+                             help="Position:token. The link keeps your choice, e.g. ?hide=2:4")
     positions = tuple(labels.index(label) for label in picked)
     result = hidden(selection.entry.name, selection.text, positions)
     st.markdown(result.summary)

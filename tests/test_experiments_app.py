@@ -7,12 +7,30 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import save_tiny_user_models
+
+from app_lib.checkpoints import list_checkpoints
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
 LAYER0_OFF = {f"off_L0_H{h}": "true" for h in range(4)}
+SHIPPED = [e.name for e in list_checkpoints() if e.source == "shipped" and e.error is None]
+USER = ["user/tiny-dates", "user/tiny-words"]  # an untrained encoder-decoder; a GPT without a task
+NEW_PAGES = ["pages/heads_off.py", "pages/hide_token.py", "pages/logit_lens.py"]
+
+
+@pytest.fixture(scope="module")
+def user_models(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("user_models_experiments")
+    save_tiny_user_models(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _user_models_env(user_models, monkeypatch):
+    monkeypatch.setenv("TP_USER_MODELS", str(user_models))
 
 
 def open_page(page: str, query: dict[str, str] | None = None):
@@ -109,6 +127,14 @@ def test_hide_a_token(name):
     assert len(at.get("plotly_chart")) == 2 and "changes" in texts(at)
 
 
+def test_hide_link_opens_the_choice_and_bad_values_get_a_message():
+    at = open_page("pages/hide_token.py", {"checkpoint": "reversal-mha", "hide": ["1:1", "2:4"]})
+    assert at.multiselect(key="hide").value == ["1:1", "2:4"] and len(at.get("plotly_chart")) == 2
+    at = open_page("pages/hide_token.py", {"checkpoint": "reversal-mha", "hide": "99:z"})
+    assert any("99:z" in w.value and "not one of the choices" in w.value for w in at.warning)
+    assert at.multiselect(key="hide").value == [] and "No token is hidden" in texts(at)
+
+
 @pytest.mark.parametrize("name", ["reversal-mha", "dates", "shakespeare-mqa"])
 def test_logit_lens_page(name):
     at = open_page("pages/logit_lens.py", {"checkpoint": name})
@@ -131,3 +157,29 @@ def test_an_empty_second_input_gets_a_message():
     at = open_page("pages/heatmaps.py", {"checkpoint": "reversal-mha", "batch": "true", "second": ""})
     assert any("Second input" in e.value and "empty" in e.value for e in at.error)
     assert len(at.get("plotly_chart")) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED + USER)
+def test_every_experiment_works_on_every_checkpoint(name):
+    """Each new page, one head off, one token hidden, and the batch switch, on every checkpoint."""
+    head = "off_cross_L1_H1" if "dates" in name else "off_L1_H1"
+    for page in NEW_PAGES:
+        at = open_page(page, {"checkpoint": name, head: "true"})
+    at = open_page("pages/hide_token.py", {"checkpoint": name})
+    box = at.multiselect(key="hide")
+    box.select(box.options[0]).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    at = open_page("pages/heads_off.py", {"checkpoint": name})
+    if not at.button(key="find_heads").disabled:
+        at.button(key="find_heads").click().run()
+        assert not at.exception and any(t.startswith("Drop in") for t in figures(at))
+    at = open_page("pages/heatmaps.py", {"checkpoint": name, "batch": "true"})
+    assert len(at.get("plotly_chart")) == 5 and "largest difference" in texts(at)
+
+
+@pytest.mark.parametrize("text", ["", "zebra ☃"])
+def test_experiment_pages_refuse_bad_input_with_a_message(text):
+    for page in NEW_PAGES:
+        at = open_page(page, {"checkpoint": "reversal-mha", "text": text})
+        assert at.error and len(at.get("plotly_chart")) == 0
