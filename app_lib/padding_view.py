@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explain.examples import task_examples
 from explain.inputs import code_span
 from explain.padding import default_second_input
 from explain.trace import AttentionKindName, PreparedTrace
@@ -18,6 +19,16 @@ from .tracing import padded
 from .ui import chart, show_notes
 
 
+EXAMPLE_KEY = "second_example"
+
+
+def _use_example() -> None:
+    picked = st.session_state.get(EXAMPLE_KEY)
+    if picked is not None:
+        st.session_state["second"] = picked
+        st.session_state[EXAMPLE_KEY] = None
+
+
 def padding_section(selection: Selection, prepared: PreparedTrace, kind: AttentionKindName, layer: int,
                     head: int) -> None:
     """Nothing while the switch is off; with it on, the padded batch of the input and a second one."""
@@ -26,8 +37,11 @@ def padding_section(selection: Selection, prepared: PreparedTrace, kind: Attenti
         return
     name, checkpoint = selection.entry.name, selection.checkpoint
     st.subheader("Padding: two inputs in one batch")
+    columns = st.columns([3, 2])
     second = url_text_input("Second input", "second", default_second_input(checkpoint, selection.text),
-                            help="Another input of a different length. Press Enter to apply.")
+                            where=columns[0], help="Another input of a different length. Press Enter to apply.")
+    columns[1].selectbox("Or pick an example", task_examples(checkpoint), index=None, key=EXAMPLE_KEY,
+                         placeholder="Pick an example...", on_change=_use_example)
     gpt = prepared.architecture == "gpt"
     side = url_radio("Pad on the", ["left", "right"], "pad") if gpt else "right"
     batch, notes = padded(name, selection.text, second, side)

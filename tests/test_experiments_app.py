@@ -183,3 +183,11 @@ def test_experiment_pages_refuse_bad_input_with_a_message(text):
     for page in NEW_PAGES:
         at = open_page(page, {"checkpoint": "reversal-mha", "text": text})
         assert at.error and len(at.get("plotly_chart")) == 0
+
+
+def test_an_example_fills_the_second_input():
+    at = open_page("pages/heatmaps.py", {"checkpoint": "dates", "batch": "true"})
+    example = at.selectbox(key="second_example").options[-1]
+    at.selectbox(key="second_example").set_value(example).run()
+    assert not at.exception and at.text_input(key="second").value == example
+    assert len(at.get("plotly_chart")) == 5
