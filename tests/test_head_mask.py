@@ -22,8 +22,8 @@ def zero_w_o_columns(attn, heads: list[int]) -> None:
             attn.out_proj.weight[:, h * d_head:(h + 1) * d_head] = 0.0
 
 
-def gpt_pair(n_kv_heads: int, off: dict[int, list[int]]):
-    model = tiny_gpt(n_kv_heads)
+def gpt_pair(n_kv_heads: int, off: dict[int, list[int]], **extra):
+    model = tiny_gpt(n_kv_heads, **extra)
     zeroed = copy.deepcopy(model)
     mask = torch.ones(model.config.n_layers, model.config.n_heads)
     for layer, heads in off.items():
@@ -49,6 +49,20 @@ def test_gpt_head_mask_equals_zeroed_w_o_fast_and_explicit(n_kv_heads):
 @pytest.mark.parametrize("n_kv_heads", KV_HEADS)
 def test_gpt_head_mask_with_the_cache(n_kv_heads):
     model, zeroed, mask = gpt_pair(n_kv_heads, OFF)
+    check_cached(model, zeroed, mask)
+
+
+@pytest.mark.parametrize("extra", [dict(pos_encoding="rope"), dict(attention="mla"),
+                                   dict(attention="mla", pos_encoding="rope")])
+def test_head_mask_on_rope_and_mla(extra):
+    model, zeroed, mask = gpt_pair(4, OFF, **extra)
+    idx = torch.randint(0, 13, (2, 9))
+    assert torch.allclose(model(idx, head_mask=mask), zeroed(idx), atol=1e-6)
+    assert torch.allclose(model(idx, return_trace=True, head_mask=mask)[0], zeroed(idx), atol=1e-6)
+    check_cached(model, zeroed, mask)
+
+
+def check_cached(model, zeroed, mask) -> None:
     idx = torch.randint(0, 13, (2, 8))
     cache = model.new_cache()
     pieces = [model(idx[:, :5], cache=cache, head_mask=mask)]

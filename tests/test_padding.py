@@ -37,7 +37,7 @@ def test_positions_count_real_tokens_only():
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal", "rope"])
 @pytest.mark.parametrize("n_kv_heads", KV_HEADS)
 def test_padded_rows_equal_each_row_alone(side, pos_encoding, n_kv_heads):
     model = tiny_gpt(n_kv_heads, pos_encoding=pos_encoding)
