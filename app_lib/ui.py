@@ -60,6 +60,8 @@ def traced_input(selection: Selection) -> PreparedTrace:
     line = f"{code_span(selection.entry.name)} reads {len(prepared.tokens)} tokens"
     if prepared.answer is not None:
         line += f" · {prepared.answer_label}: {code_span(prepared.answer)}"
+        if prepared.answer_how:
+            line += f" ({prepared.answer_how})"
     st.markdown(line)
     return prepared
 

@@ -2,7 +2,9 @@
 
 Legend: T tokens in the cache, V vocab, L layers, Hkv key/value heads, Dh head dim.
 The session (model/generation_trace.py) runs the steps; this turns its record into the labels,
-byte counts and timings the page prints, so the page itself computes nothing.
+byte counts and timings the page prints, so the page itself computes nothing. `next_token_choice`
+redraws the last step's distribution from its stored logits under the sampling settings on screen
+(model/sampling.py), so moving a slider shows its effect without running the model again.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from model import LoadedCheckpoint
-from model.generation_trace import GenerationSession, GenerationStep
+from model.generation_trace import GenerationSession, GenerationStep, distribution
 from model.kv_math import format_bytes
+from model.sampling import SamplingSettings, keep_mask, never_generated
 
 from .cache import CacheBreakdown, CacheCurve, variant_curves
 from .labels import display_token, token_labels
@@ -81,6 +86,117 @@ class GenerationView:
     def largest_difference(self) -> float:
         """The largest |p_cached - p_uncached| over every step and token."""
         return max(s.uncached_max_diff for s in self.steps)
+
+
+@dataclass(frozen=True)
+class NextTokenChoice:
+    """One step's next-token distribution under some sampling settings, from the step's stored logits."""
+
+    step: int
+    settings: SamplingSettings  # the settings on screen now
+    step_settings: SamplingSettings  # the settings the step's own token was chosen with
+    probabilities: Tensor  # (V,) after suppression and temperature, before top-k/top-p (greedy: temperature 1)
+    drawn: Tensor  # (V,) what the next token is drawn from: the kept ids renormalised (greedy: 1 on the argmax)
+    kept: Tensor  # (V,) bool, the ids that may be chosen
+    suppressed_mass: float  # the probability the model gave the suppressed ids, before they were removed
+    chosen: int  # the token the step chose
+    chosen_label: str
+    how: str  # the settings in words, special tokens named
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.kept.shape[0])
+
+    @property
+    def kept_count(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def kept_mass(self) -> float:
+        """The probability the kept ids had before the cut (the drawn ones are renormalised to 1)."""
+        return float(self.probabilities[self.kept].sum())
+
+    @property
+    def changed(self) -> bool:
+        """The settings on screen differ from those the step's token was chosen with."""
+        return self.settings != self.step_settings
+
+    @property
+    def chosen_kept(self) -> bool:
+        return bool(self.kept[self.chosen])
+
+    @property
+    def title(self) -> str:
+        if self.settings.greedy:
+            return f"Step {self.step}: greedy takes the most likely token"
+        cut = "any" if self.kept_count == self.vocab_size else f"the {self.kept_count} kept"
+        return f"Step {self.step}: the next token is drawn from {cut} of {self.vocab_size} tokens"
+
+    @property
+    def summary(self) -> str:
+        """What the settings do to this distribution, in a few sentences."""
+        text = f"Settings: {self.how}."
+        if self.settings.suppress_ids:
+            text += (f" The model gave the special tokens {self.suppressed_mass:.1%} of the probability; they are "
+                     "set to exactly 0 and the rest scaled up to fill their share.")
+        if self.settings.greedy:
+            text += " Greedy decoding always takes the tallest bar: top-k and top-p only matter when sampling."
+        elif self.kept_count == self.vocab_size:
+            text += f" Nothing is cut: any of the {self.vocab_size} tokens can be drawn."
+        else:
+            text += (f" Kept {self.kept_count} of {self.vocab_size} tokens (blue); before the cut they had "
+                     f"{self.kept_mass:.1%} of the probability, scaled up to 100% (the dots) for the draw.")
+        if self.changed:
+            refused = "" if self.chosen_kept else ", which these would not allow"
+            text += (f" This step's token {self.chosen_label} was chosen with the earlier settings "
+                     f"({self.step_settings.describe()}){refused}; the next step uses the settings above.")
+        return text
+
+
+def settings_from_controls(temperature: float, top_k: int, top_p: float, never_special: bool,
+                           tokenizer) -> SamplingSettings:
+    """The page's controls as settings: top-k 0 and top-p 1 mean no cut; specials from `never_generated`."""
+    return SamplingSettings(float(temperature), int(top_k) or None, None if top_p >= 1 else float(top_p),
+                            never_generated(tokenizer) if never_special else ())
+
+
+def suppression_note(tokenizer) -> str:
+    """Why the page offers to never generate special tokens, for this tokenizer."""
+    names = [tokenizer.id_to_token(i) for i in never_generated(tokenizer)]
+    if not names:
+        return "This vocabulary has no special tokens, so this switch changes nothing here."
+    text = (f"Special tokens ({', '.join(names)}) mark something other than content, so a reader should never "
+            "see one written. With this on, their probability is set to exactly 0 and the other tokens are "
+            "scaled up to fill their share, before temperature, top-k and top-p.")
+    if getattr(tokenizer, "unk_id", None) is not None:
+        text += (f" {tokenizer.id_to_token(tokenizer.unk_id)} stands for every word outside the "
+                 f"{tokenizer.vocab_size:,}-token vocabulary: the model saw it often in training and predicts it "
+                 "often, but writing it would show no word at all.")
+    return text
+
+
+def step_with(session: GenerationSession, settings: SamplingSettings) -> GenerationStep:
+    """The session's next step, its token chosen with `settings`."""
+    return session.step(settings.temperature, settings.top_k, settings.top_p, settings.suppress_ids)
+
+
+def step_settings(step: GenerationStep) -> SamplingSettings:
+    """The settings a step chose its token with."""
+    return SamplingSettings(step.temperature, step.top_k, step.top_p, step.suppress_ids)
+
+
+def next_token_choice(step: GenerationStep, settings: SamplingSettings, vocabulary: tuple[str, ...]) -> NextTokenChoice:
+    """The step's next-token distribution redrawn under `settings`, from its stored logits (no model run)."""
+    temperature = settings.temperature or 1.0  # greedy shows the plain softmax
+    probabilities = distribution(step.logits, temperature, suppress_ids=settings.suppress_ids)  # (V,)
+    unsuppressed = distribution(step.logits, temperature)  # (V,)
+    kept = keep_mask(step.logits[None], settings.temperature, settings.top_k, top_p=settings.top_p,
+                     suppress_ids=settings.suppress_ids)[0]  # (V,)
+    drawn = torch.where(kept, probabilities, torch.zeros_like(probabilities))  # (V,)
+    return NextTokenChoice(
+        step=step.index, settings=settings, step_settings=step_settings(step), probabilities=probabilities,
+        drawn=drawn / drawn.sum(), kept=kept, suppressed_mass=float(unsuppressed[list(settings.suppress_ids)].sum()),
+        chosen=step.chosen, chosen_label=vocabulary[step.chosen], how=settings.describe(vocabulary))
 
 
 def generation_view(checkpoint: LoadedCheckpoint, session: GenerationSession) -> GenerationView:

@@ -5,7 +5,8 @@ Hkv key/value heads, Dh d_head, V vocab.
 
     GPT, reversal with n symbols   the prompt plus the model's greedy answer, 2n - 1 tokens:
                                    each answer position shows what the model looked at to write it
-    GPT, anything else             the tokens as typed; `answer` is the model's continuation
+    GPT, anything else             the tokens as typed; `answer` is the model's continuation, sampled
+                                   with its task's settings (Shakespeare) or greedy, never <unk>/<pad>/<s>
     encoder-decoder (dates)        source = the text; decoder input = <s> + the model's own greedy
                                    output, so cross-attention shows what it read for each character
 
@@ -21,6 +22,7 @@ import torch
 
 from model import GPTTrace, LoadedCheckpoint, Seq2SeqTrace, trace
 from model.attention import AttentionTrace, MultiHeadAttention
+from model.sampling import SamplingSettings, never_generated
 from model.stack import StackTrace
 
 from .inputs import ModelInput, Note, read_input, task_of
@@ -76,6 +78,8 @@ class PreparedTrace:
     prompt_length: int = 0  # tokens that came from the user (the rest is the model's answer)
     answer: str | None = None
     answer_label: str = ""
+    answer_settings: SamplingSettings | None = None  # how the answer was generated
+    answer_how: str = ""  # the same in words: "greedy: ..." or "sampled at temperature 0.8, ..."
     norm_position: str = "pre"  # "pre": attention reads the norm's output; "post": the residual stream
     input: ModelInput | None = field(default=None, compare=False)
 
@@ -166,28 +170,35 @@ def _prepare_gpt(checkpoint: LoadedCheckpoint, model_input: ModelInput, base: di
     idx = torch.tensor([model_input.ids], dtype=torch.long)  # (1, T)
     n = idx.shape[1]
     room = checkpoint.config.max_len - n
+    answer, label, settings = None, "", None
     if model_input.mode == "reverse":
+        settings = SamplingSettings()  # greedy
         full = model.generate(idx, n, temperature=0.0)  # (1, 2n)
         traced_ids = full[:, : 2 * n - 1]  # (1, 2n - 1): the inputs that produced the n answer symbols
         answer, label = tokenizer.decode(full[0, n:].tolist()), "The model reverses it to"
     else:
         traced_ids = idx
-        answer, label = None, ""
-        task_name = getattr(task_of(checkpoint), "name", None)
-        if room > 0 and task_name in (None, "shakespeare"):  # language models continue the text
-            new = _continue(model, idx, min(CONTINUATION_TOKENS, room), sample=task_name is not None)
+        task = task_of(checkpoint)
+        if room > 0 and getattr(task, "name", None) in (None, "shakespeare"):  # language models continue the text
+            settings = getattr(task, "sampling", SamplingSettings()).with_suppressed(never_generated(tokenizer))
+            new = _continue(model, idx, min(CONTINUATION_TOKENS, room), settings)
             answer, label = tokenizer.decode(new[0, n:].tolist()), "The model continues"
     record = trace(model, traced_ids)
     tokens = tuple(tokenizer.id_to_token(i) for i in traced_ids[0].tolist())
-    return PreparedTrace(**base, trace=record, tokens=tokens, prompt_length=n, answer=answer, answer_label=label)
+    return PreparedTrace(**base, trace=record, tokens=tokens, prompt_length=n, answer=answer, answer_label=label,
+                         answer_settings=settings, answer_how=_how(settings, tokenizer))
 
 
-def _continue(model, idx: torch.Tensor, steps: int, sample: bool) -> torch.Tensor:
-    """A short continuation: sampled with a fixed seed (temperature 0.8, top-k 20) or greedy."""
-    if not sample:
-        return model.generate(idx, steps, temperature=0.0)
-    generator = torch.Generator().manual_seed(0)
-    return model.generate(idx, steps, temperature=0.8, top_k=20, generator=generator)
+def _continue(model, idx: torch.Tensor, steps: int, settings: SamplingSettings) -> torch.Tensor:
+    """A short continuation (1, T + steps): greedy, or sampled with the settings' seed (reproducible)."""
+    generator = torch.Generator().manual_seed(settings.seed or 0)
+    return model.generate(idx, steps, settings.temperature, settings.top_k, generator=generator,
+                          top_p=settings.top_p, suppress_ids=settings.suppress_ids)
+
+
+def _how(settings: SamplingSettings | None, tokenizer) -> str:
+    """The settings in words, the special tokens named (PreparedTrace.answer_how)."""
+    return "" if settings is None else settings.describe(tokenizer.tokens)
 
 
 def _prepare_seq2seq(checkpoint: LoadedCheckpoint, model_input: ModelInput, base: dict) -> PreparedTrace:
@@ -200,7 +211,9 @@ def _prepare_seq2seq(checkpoint: LoadedCheckpoint, model_input: ModelInput, base
     max_new = checkpoint.config.max_len - 1
     if task is not None and hasattr(task, "target_len"):
         max_new = min(max_new, task.target_len + 1)
-    out = model.generate(src, tokenizer.bos_id, tokenizer.eos_id, max_new, src_pad_id=tokenizer.pad_id)[0]
+    settings = SamplingSettings().with_suppressed(never_generated(tokenizer))  # greedy, never <pad> or <s>
+    out = model.generate(src, tokenizer.bos_id, tokenizer.eos_id, max_new, src_pad_id=tokenizer.pad_id,
+                         suppress_ids=settings.suppress_ids)[0]
     ids = out.tolist()
     if tokenizer.eos_id in ids[1:]:
         ids = ids[: ids.index(tokenizer.eos_id, 1)]  # <s> + output, without the end token
@@ -214,4 +227,6 @@ def _prepare_seq2seq(checkpoint: LoadedCheckpoint, model_input: ModelInput, base
         prompt_length=len(model_input.ids),
         answer=tokenizer.decode(ids[1:]),
         answer_label="The model writes",
+        answer_settings=settings,
+        answer_how=_how(settings, tokenizer),
     )

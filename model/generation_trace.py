@@ -16,12 +16,17 @@ Every step is also run twice more, only to time it: once with a copy of the cach
 (the fast path, what `GPT.generate` does) and once without any cache (the whole
 sequence again). The uncached run's probabilities are compared with the cached ones,
 so the page can show that both ways give the same next token.
+
+Each step keeps the last position's raw logits, so a page can redraw the distribution under other
+sampling settings (model/sampling.py) without running the model again. Nothing is suppressed
+unless the caller says so: pass `suppress_ids=never_generated(tokenizer)` for text a reader sees.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,7 +35,7 @@ from torch import Tensor, nn
 
 from .gpt import GPT
 from .kv_cache import ModelCache
-from .sampling import next_token_probabilities
+from .sampling import next_token_probabilities, suppress
 from .transformer import Transformer
 
 TIME_REPEATS = 3  # each timing is the fastest of at least this many runs: single runs of tiny models are noisy
@@ -57,10 +62,13 @@ class GenerationStep:
     start: int  # position of the first fed token
     mask: Tensor | None  # (T_new, T) True = allowed; None when no mask was needed
     layers: tuple[LayerStep, ...]
+    logits: Tensor  # (V,) the last position's raw logits, before any sampling setting
     probabilities: Tensor  # (V,) the distribution the next token was drawn from
     chosen: int  # the next token
-    temperature: float  # 0 = greedy (probabilities are then the plain softmax)
+    temperature: float  # 0 = greedy (probabilities are then the plain softmax, suppressed ids 0)
     top_k: int | None
+    top_p: float | None
+    suppress_ids: tuple[int, ...]  # ids given probability 0 (never generated)
     cache_length: int  # T: tokens cached per layer after this step
     cache_bytes: int  # bytes of all layers' self-attention K and V after this step
     cross_cache_bytes: int  # encoder-decoder: the cross-attention K and V (fixed after the prefill)
@@ -181,8 +189,12 @@ class GenerationSession:
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
     @torch.no_grad()
-    def step(self, temperature: float = 0.0, top_k: int | None = None) -> GenerationStep:
-        """Run the next step (the prefill first), append it to `steps` and return it."""
+    def step(self, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+             suppress_ids: Sequence[int] = ()) -> GenerationStep:
+        """Run the next step (the prefill first), append it to `steps` and return it.
+
+        temperature 0 is greedy; top_k, top_p and suppress_ids as in model/sampling.py.
+        """
         if self.finished:
             raise ValueError("generation is finished: the context is full or the model ended its output.")
         if self.model.training:
@@ -200,8 +212,9 @@ class GenerationSession:
         start = self.fed
         logits, record = self._forward(new, self.cache, return_trace=True)
         layers_trace = record.layers if self.is_seq2seq else record.decoder.layers
-        probs = distribution(logits[0, -1], temperature, top_k)  # (V,)
-        uncached_probs = distribution(uncached_logits[0, -1], temperature, top_k)  # (V,)
+        suppressed = tuple(sorted({int(i) for i in suppress_ids}))
+        probs = distribution(logits[0, -1], temperature, top_k, top_p, suppressed)  # (V,)
+        uncached_probs = distribution(uncached_logits[0, -1], temperature, top_k, top_p, suppressed)  # (V,)
         chosen = self._choose(probs, temperature)
         first = layers_trace[0].self_attention
         step = GenerationStep(
@@ -211,28 +224,36 @@ class GenerationSession:
             start=start,
             mask=None if first.mask is None else first.mask.detach().reshape(first.mask.shape[-2:]).clone(),
             layers=tuple(_layer_step(layer) for layer in layers_trace),
+            logits=logits[0, -1].detach().float().clone(),
             probabilities=probs.detach().clone(),
             chosen=chosen,
             temperature=float(temperature),
             top_k=top_k,
+            top_p=top_p,
+            suppress_ids=suppressed,
             cache_length=self.cache.length,
             cache_bytes=self.cache.self_attention_nbytes,
             cross_cache_bytes=sum(c.nbytes for c in self.cache.cross_attention),
             cached_seconds=cached_s,
             uncached_seconds=uncached_s,
             uncached_max_diff=float((probs - uncached_probs).abs().max()),
-            same_token=int(uncached_logits[0, -1].argmax()) == int(logits[0, -1].argmax()),
+            same_token=int(uncached_probs.argmax()) == int(probs.argmax()),
         )
         self.steps.append(step)
         self.tokens.append(chosen)
         return step
 
 
-def distribution(logits: Tensor, temperature: float = 0.0, top_k: int | None = None) -> Tensor:
-    """Next-token probabilities (V,) from logits (V,): the plain softmax when greedy (temperature 0)."""
+def distribution(logits: Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                 suppress_ids: Sequence[int] = ()) -> Tensor:
+    """Next-token probabilities (V,) from logits (V,): the plain softmax when greedy (temperature 0).
+
+    Suppressed ids are 0 either way; greedy ignores top_k and top_p (the argmax is always kept).
+    """
     if temperature <= 0:
-        return torch.softmax(logits.float(), dim=-1)
-    return next_token_probabilities(logits[None].float(), temperature, top_k)[0]
+        return torch.softmax(suppress(logits[None].float(), suppress_ids), dim=-1)[0]
+    return next_token_probabilities(logits[None].float(), temperature, top_k, top_p=top_p,
+                                    suppress_ids=suppress_ids)[0]
 
 
 def _layer_step(layer) -> LayerStep:
@@ -242,11 +263,12 @@ def _layer_step(layer) -> LayerStep:
     return LayerStep(attn.scaled_scores[0].detach().clone(), attn.weights[0].detach().clone(), cross)
 
 
-def generate_all(session: GenerationSession, max_steps: int, temperature: float = 0.0, top_k: int | None = None) -> list[GenerationStep]:
+def generate_all(session: GenerationSession, max_steps: int, temperature: float = 0.0, top_k: int | None = None,
+                 top_p: float | None = None, suppress_ids: Sequence[int] = ()) -> list[GenerationStep]:
     """Run up to max_steps more steps (fewer if generation finishes); returns the new steps."""
     new = []
     while len(new) < max_steps and not session.finished:
-        new.append(session.step(temperature, top_k))
+        new.append(session.step(temperature, top_k, top_p, suppress_ids))
     return new
 
 

@@ -5,6 +5,7 @@ Legend: B batch, T length, D d_model, V vocab_size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -180,8 +181,15 @@ class GPT(nn.Module):
         use_cache: bool = True,
         generator: torch.Generator | None = None,
         attention_mask: Tensor | None = None,
+        *,
+        top_p: float | None = None,
+        suppress_ids: Sequence[int] = (),
     ) -> Tensor:
         """Extend idx (B, T) by max_new_tokens tokens -> (B, T + max_new_tokens). Temperature 0 is greedy.
+
+        top_k / top_p keep the k most likely tokens / the fewest reaching probability p; the ids in
+        suppress_ids are never generated (model/sampling.py; pass `never_generated(tokenizer)` for a
+        text a reader will see: no <unk>, <pad> or <s>).
 
         Without the cache every step recomputes the whole sequence (the slow, obvious way);
         both ways give the same tokens. A batch of prompts of different lengths is padded on the
@@ -205,7 +213,8 @@ class GPT(nn.Module):
             mask = attention_mask
             logits = self._next_token_logits(idx, cache, mask)  # prefill: (B, V)
             for step in range(max_new_tokens):
-                next_id = sample_next(logits, temperature, top_k, generator)  # (B, 1)
+                next_id = sample_next(logits, temperature, top_k, generator, top_p=top_p,
+                                      suppress_ids=suppress_ids)  # (B, 1)
                 out = torch.cat([out, next_id], dim=1)
                 if mask is not None:
                     mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)  # (B, T + step + 1)

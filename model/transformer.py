@@ -11,6 +11,7 @@ Three kinds of attention live here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ from .gpt import LayerStack, self_attention_mask
 from .kv_cache import ModelCache
 from .layers import DecoderLayer, EncoderLayer
 from .masks import combine_masks, key_padding_mask, padding_mask
+from .sampling import suppress
 from .stack import StackTrace, count_parameters, init_gpt2
 
 
@@ -152,10 +154,12 @@ class Transformer(nn.Module):
         max_new_tokens: int,
         use_cache: bool = True,
         src_pad_id: int | None = None,
+        suppress_ids: Sequence[int] = (),
     ) -> Tensor:
         """Greedy translation of src (B, S) -> (B, 1 + n) ids starting with start_id, n <= max_new_tokens.
 
-        Stops when every row has produced end_id; a finished row keeps emitting end_id.
+        Stops when every row has produced end_id; a finished row keeps emitting end_id. The ids in
+        suppress_ids are never chosen (e.g. <pad> and <s>: `model.sampling.never_generated`).
         """
         if 1 + max_new_tokens > self.config.max_len:
             raise ValueError(f"1 + max_new_tokens must be at most max_len={self.config.max_len}.")
@@ -166,7 +170,7 @@ class Transformer(nn.Module):
         new_tokens = out
         for _ in range(max_new_tokens):
             logits = self.decode(new_tokens, memory, src_mask, cache=cache) if use_cache else self.decode(out, memory, src_mask)
-            next_id = logits[:, -1].argmax(dim=-1)  # (B,)
+            next_id = suppress(logits[:, -1], suppress_ids).argmax(dim=-1)  # (B,)
             next_id = torch.where(finished, torch.full_like(next_id, end_id), next_id)
             out = torch.cat([out, next_id[:, None]], dim=1)
             new_tokens = next_id[:, None]

@@ -5,7 +5,14 @@ import streamlit as st
 from app_lib.checkpoints import version_of
 from app_lib.state import current_selection
 from app_lib.ui import chart, intro, page_fragment, show_notes
-from explain.generation import cache_tensors, generation_view
+from explain.generation import (
+    cache_tensors,
+    generation_view,
+    next_token_choice,
+    settings_from_controls,
+    step_with,
+    suppression_note,
+)
 from explain.inputs import code_span, read_input
 from model.generation_trace import session_for
 from viz.figures_generation import (
@@ -24,7 +31,9 @@ intro(
     "A GPT writes one token at a time. At each step the newest token needs the keys and values of every earlier "
     "token, which never change once computed, so they are kept in a cache: the prompt fills it in one pass "
     "(the *prefill*), and each *decode* step adds one row per layer. Press **Next token** and watch it grow. "
-    "An encoder-decoder caches its decoder's tokens the same way, plus the encoder's keys and values once.",
+    "An encoder-decoder caches its decoder's tokens the same way, plus the encoder's keys and values once. "
+    "Temperature 0 always takes the most likely token (greedy); above 0 the token is drawn at random, from the "
+    "*k* most likely (top-k) and the fewest most likely whose probabilities add up to *p* (top-p).",
     r"\text{cache bytes} = 2 \cdot n_{layers} \cdot H_{kv} \cdot d_{head} \cdot T \cdot B \cdot \text{bytes per number}",
 )
 checkpoint, name = selection.checkpoint, selection.entry.name
@@ -34,23 +43,29 @@ show_notes([n for n in model_input.notes if n.level == "error"])
 if not model_input.ok:
     st.stop()
 
-controls = st.columns([2, 2, 1, 1])
+controls = st.columns(3)
 temperature = controls[0].slider("Temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.1, key="kv_temperature")
 top_k = controls[1].number_input("Top-k (0 = all tokens)", 0, tokenizer.vocab_size, 0, key="kv_top_k")
-autoplay = controls[3].toggle("Autoplay", key="kv_autoplay")
+top_p = controls[2].slider("Top-p (1 = all tokens)", 0.05, 1.0, 1.0, 0.05, key="kv_top_p",
+                           help="Keep the fewest most likely tokens whose probabilities add up to at least p.")
+options = st.columns([4, 1, 1], vertical_alignment="center")
+never_special = options[0].toggle("Never generate special tokens", value=True, key="kv_never_special")
+autoplay = options[2].toggle("Autoplay", key="kv_autoplay")
+st.caption(suppression_note(tokenizer))
+settings = settings_from_controls(temperature, top_k, top_p, never_special, tokenizer)
 key = (name, version_of(name), model_input.ids)
-controls[2].button("Reset", key="kv_reset", help="Start again from the prompt.",
-                   on_click=lambda: st.session_state.pop(SESSION_KEY, None))
+options[1].button("Reset", key="kv_reset", help="Start again from the prompt.",
+                  on_click=lambda: st.session_state.pop(SESSION_KEY, None))
 if st.session_state.get(SESSION_KEY, (None,))[0] != key:
     session = session_for(checkpoint, model_input.ids)
-    session.step(temperature, top_k or None)  # the prefill
+    step_with(session, settings)  # the prefill
     st.session_state[SESSION_KEY] = (key, session)
 session = st.session_state[SESSION_KEY][1]
 
 
 def advance() -> None:
     if not session.finished:
-        session.step(temperature, top_k or None)
+        step_with(session, settings)
 
 
 # A fragment: "Next token", the layer and the autoplay timer rerun only this part of the page
@@ -71,8 +86,10 @@ def generation_section() -> None:
                        width="stretch")
     step_row[1].markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
                          + (" · **finished** (context full or end token)" if view.finished else ""))
-    chart(plot_next_token(last.probabilities, view.vocabulary, last.chosen,
-                          title=f"Step {last.index}: the next token is drawn from"), "next_token")
+    choice = next_token_choice(last, settings, view.vocabulary)  # redrawn from the step's logits, no model run
+    chart(plot_next_token(choice.probabilities, view.vocabulary, choice.chosen, title=choice.title, kept=choice.kept,
+                          drawn=choice.drawn), "next_token")
+    st.caption(choice.summary)
 
     layer = st.selectbox("Layer", range(config.n_layers), key="kv_layer")
     layer_step = last.layers[layer]

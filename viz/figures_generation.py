@@ -20,7 +20,6 @@ from .panels import (
     GREEN,
     MASKED_COLOR,
     SIGNED_SCALE,
-    SKY,
     VERMILLION,
     WEIGHTS_SCALE,
     Array,
@@ -33,7 +32,8 @@ from .panels import (
 
 VARIANT_COLOURS = {"MHA": BLUE, "GQA": GREEN, "MQA": VERMILLION}
 MEASURED_COLOUR = "#222222"
-CHOSEN_COLOUR, OTHER_COLOUR = VERMILLION, SKY
+CHOSEN_COLOUR, KEPT_COLOUR, CUT_COLOUR, DRAWN_COLOUR = VERMILLION, BLUE, MASKED_COLOR, MEASURED_COLOUR
+MAX_BARS, CUT_BARS = 40, 5  # bars for every kept token and a few cut ones, up to MAX_BARS (at least `top`)
 
 
 def variant_colour(name: str, default: str = "#888") -> str:
@@ -43,21 +43,50 @@ def variant_colour(name: str, default: str = "#888") -> str:
 
 
 def plot_next_token(probabilities: Array, vocabulary: Sequence[str], chosen: int, top: int = 20,
-                    title: str = "Next-token probabilities") -> go.Figure:
-    """The `top` most likely next tokens as bars, the chosen one highlighted (large vocabularies are cut)."""
+                    title: str = "Next-token probabilities", kept: Array | None = None,
+                    drawn: Array | None = None) -> go.Figure:
+    """The most likely next tokens as bars: the chosen one orange, the kept ones (top-k/top-p) blue, the cut grey.
+
+    `kept` (V,) marks the ids that may be drawn (None: all); `drawn` (V,) is what they are drawn from after
+    the cut (renormalised), shown as dots where it differs from the bars. At least `top` bars are shown;
+    when some tokens are cut, every kept one and a few cut ones, up to MAX_BARS.
+    """
     probs = to_numpy(probabilities)
     if probs.ndim != 1 or len(vocabulary) != probs.shape[0]:
         raise ValueError(f"need probabilities (V,) and V tokens, got {probs.shape} and {len(vocabulary)} tokens.")
-    order = [int(i) for i in np.argsort(-probs, kind="stable")[:top]]
+    allowed = np.ones(probs.shape, dtype=bool) if kept is None else np.asarray(to_numpy(kept), dtype=bool)
+    n_kept = int(allowed.sum())
+    cut_some = n_kept < probs.shape[0]
+    shown = min(probs.shape[0], max(top, min(n_kept + CUT_BARS, MAX_BARS)) if cut_some else top)
+    order = [int(i) for i in np.lexsort((-probs, ~allowed))[:shown]]  # kept first, each group most likely first
     if chosen not in order:
         order[-1] = chosen
+    order.sort(key=lambda i: (not allowed[i], -probs[i]))
     labels = plotly_labels([f"{i}:{vocabulary[i]}" for i in order])
-    colours = [CHOSEN_COLOUR if i == chosen else OTHER_COLOUR for i in order]
-    fig = go.Figure(go.Bar(x=labels, y=probs[order], marker_color=colours,
-                           hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>"))
-    shown = "" if len(order) == probs.shape[0] else f" (the {len(order)} most likely of {probs.shape[0]})"
-    fig.update_layout(title=html.escape(title + shown), yaxis={"title": "probability", "range": [0, 1]}, height=300,
-                      xaxis={"type": "category", "title": "token (id:text)"}, margin={"l": 60, "r": 20, "t": 60, "b": 80})
+    fig = go.Figure()
+    groups = [("chosen", CHOSEN_COLOUR, lambda i: i == chosen), ("kept", KEPT_COLOUR, lambda i: allowed[i]),
+              ("cut (never drawn)", CUT_COLOUR, lambda i: not allowed[i])]
+    placed: set[int] = set()
+    for name, colour, member in groups:
+        rows = [k for k, i in enumerate(order) if member(i) and i not in placed]
+        placed.update(order[k] for k in rows)
+        if rows:
+            fig.add_trace(go.Bar(x=[labels[k] for k in rows], y=probs[[order[k] for k in rows]], name=name,
+                                 marker_color=colour, hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>"))
+    if drawn is not None:
+        after = to_numpy(drawn)
+        rows = [k for k, i in enumerate(order) if allowed[i]]
+        if not np.allclose(after[allowed], probs[allowed]):
+            fig.add_trace(go.Scatter(x=[labels[k] for k in rows], y=after[[order[k] for k in rows]], mode="markers",
+                                     name="drawn from (kept, renormalised)", marker={"color": DRAWN_COLOUR, "size": 8},
+                                     hovertemplate="%{x}<br>drawn with p = %{y:.4f}<extra></extra>"))
+    suffix = "" if shown == probs.shape[0] else f" ({shown} of {probs.shape[0]} shown)"
+    fig.update_layout(title=html.escape(title + suffix), yaxis={"title": "probability", "range": [0, 1]}, height=320,
+                      barmode="overlay", legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
+                                                 "yanchor": "bottom"},
+                      xaxis={"type": "category", "title": "token (id:text)", "categoryorder": "array",
+                             "categoryarray": labels},
+                      margin={"l": 60, "r": 20, "t": 80, "b": 80})
     return fig
 
 

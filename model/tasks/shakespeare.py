@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from model.sampling import sample_next
+from model.sampling import SamplingSettings, never_generated, sample_next
 from model.tasks import LMBatch, eval_mode, logits_of, model_device, model_max_len, task_params, token_loss
 from model.tokenizers import WordTokenizer
 
@@ -64,6 +64,10 @@ NON_PLAYS = (
 )
 VAL_PLAYS = ("Macbeth", "Twelfth Night", "King Richard II", "The Winter's Tale")
 BIGRAM_K = 0.001  # add-k smoothing; best of a sweep on held-out *training* plays (add-one: 4.23 nats, near unigram)
+# How run() continues a text (and the sidebar's "the model continues" line, explain/trace.py): sampled
+# with a fixed seed, and never <unk>: the vocabulary leaves rare words unknown, and a model that
+# learned to predict <unk> wrote it for about a third of its words when allowed to (issue 17).
+SAMPLING = SamplingSettings(temperature=0.8, top_k=20, top_p=0.95, seed=0)
 _TITLE_FILLER = {"the", "a", "king", "tragedy", "of"}
 _MARKERS_START = re.compile(
     r"^(\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG|\*END\*THE SMALL PRINT).*$", re.IGNORECASE | re.MULTILINE
@@ -279,6 +283,7 @@ class ShakespeareTask:
     _text: str | None = field(default=None, repr=False, compare=False)
     name: ClassVar[str] = "shakespeare"
     model_kind: ClassVar[str] = "gpt"
+    sampling: ClassVar[SamplingSettings] = SAMPLING  # how run() continues a text (specials added per tokenizer)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "val_plays", tuple(self.val_plays))
@@ -388,23 +393,30 @@ class ShakespeareTask:
         tokenizer: WordTokenizer,
         text: str,
         max_new_tokens: int = 30,
-        temperature: float = 0.8,
-        top_k: int | None = 20,
-        seed: int = 0,
+        temperature: float = SAMPLING.temperature,
+        top_k: int | None = SAMPLING.top_k,
+        seed: int = SAMPLING.seed,
+        top_p: float | None = SAMPLING.top_p,
+        suppress_special: bool = True,
     ) -> str:
-        """Continue text: max_new_tokens sampled with a fixed seed (deterministic); returns the continuation."""
+        """Continue text: max_new_tokens sampled with a fixed seed (deterministic); returns the continuation.
+
+        By default <unk> (and any pad/start token) is never written: see model/sampling.py.
+        """
         ids = tokenizer.encode(text)
         if not ids:
             raise ValueError("type a few words for the model to continue.")
         limit = model_max_len(model) or self.seq_len
         device = model_device(model)
         generator = torch.Generator().manual_seed(seed)
+        suppressed = never_generated(tokenizer) if suppress_special else ()
         new: list[int] = []
         with eval_mode(model):
             for _ in range(max_new_tokens):
                 idx = torch.tensor([(ids + new)[-limit:]], dtype=torch.long, device=device)  # (1, T)
                 logits = logits_of(model(idx))[0, -1].float().cpu()  # (V,)
-                new.append(int(sample_next(logits[None], temperature, top_k, generator)))
+                new.append(int(sample_next(logits[None], temperature, top_k, generator, top_p=top_p,
+                                           suppress_ids=suppressed)))
         return tokenizer.decode(new)
 
 
