@@ -34,7 +34,7 @@ class PositionChange:
     intact: str = field(metadata={"column": "prediction, intact"})
     hidden: str = field(metadata={"column": "with the tokens hidden"})
     change: str = field(metadata={"column": "change (total variation)"})
-    top_changed: bool = field(metadata={"column": "top token changed"})
+    top_changed: str = field(metadata={"column": "top token changed"})  # "yes" or "no"
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,14 @@ class HiddenTokens:
         if not self.hidden:
             return "No token is hidden: pick one or more above."
         most = int(self.distance.argmax())
-        return (f"Hiding {', '.join(self.hidden_labels)} changes {self.n_changed} of {len(self.position_labels)} "
-                f"outputs by {CHANGED:.0%} or more (total variation), and the top prediction at "
-                f"{int(self.top_changed.sum())} of them. The largest change is at {self.position_labels[most]}: "
-                f"{self.max_change:.0%}.")
+        hidden = ", ".join(self.hidden_labels)
+        largest = f"{self.max_change:.1%}, at {self.position_labels[most]}"
+        if not self.n_changed:
+            return (f"Hiding {hidden} changes no output by {CHANGED:.0%} or more (total variation): the model does "
+                    f"not need it here. The largest change is {largest}.")
+        return (f"Hiding {hidden} changes {self.n_changed} of {len(self.position_labels)} outputs by {CHANGED:.0%} "
+                f"or more (total variation), and the top prediction at {int(self.top_changed.sum())} of them. "
+                f"The largest change is {largest}.")
 
 
 def hidable_labels(prepared: PreparedTrace) -> list[str]:
@@ -101,7 +105,7 @@ def hide_tokens(checkpoint: LoadedCheckpoint, prepared: PreparedTrace, hidden: t
     top_changed = (before.argmax(-1) != after.argmax(-1)) & (distance >= CHANGED)  # not a near-tie flipping
     rows = tuple(PositionChange(positions[i], _prediction(checkpoint.tokenizer, before[i]),
                                 _prediction(checkpoint.tokenizer, after[i]), f"{float(distance[i]):.1%}",
-                                bool(top_changed[i])) for i in range(len(positions)))
+                                "yes" if top_changed[i] else "no") for i in range(len(positions)))
     labels = prepared.labels
     return HiddenTokens(hidden, tuple(labels[p] for p in hidden), tuple(positions), distance.numpy(),
                         top_changed.numpy(), rows, record)

@@ -68,3 +68,14 @@ def test_pad_columns_are_drawn_masked(app_url, page, browser_log, artifacts_dir,
                for row in weights[1]["z"])  # row 1, the second input, is the shorter one
     screenshot(page, artifacts_dir / f"padding-{name}-{query.split('=')[1]}.png")
     assert_clean_app(page, browser_log)
+
+
+@pytest.mark.parametrize("path, charts", [("logit_lens?checkpoint=reversal-mha", 2),
+                                          ("hide_token?checkpoint=reversal-mha&hide=2:4", 2),
+                                          ("hide_token?checkpoint=dates&hide=3:d&attention=cross", 2),
+                                          ("logit_lens?checkpoint=dates", 2)])
+def test_lens_and_hide_pages_render_offline(app_url, page, browser_log, artifacts_dir, path, charts):
+    open_app(page, f"{app_url}/{path}", charts=charts)
+    assert base.visible_chart_count(page) == charts
+    screenshot(page, artifacts_dir / f"{path.split('?')[0]}-{path.split('checkpoint=')[1].split('&')[0]}.png")
+    assert_clean_app(page, browser_log)
