@@ -74,8 +74,9 @@ def test_a_fully_padded_query_row_attends_to_nothing_on_both_paths():
 
 @pytest.mark.parametrize("n_kv_heads", KV_HEADS)
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_generate_a_left_padded_batch_like_each_row_alone(n_kv_heads, use_cache):
-    model = tiny_gpt(n_kv_heads)
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope"])
+def test_generate_a_left_padded_batch_like_each_row_alone(n_kv_heads, use_cache, pos_encoding):
+    model = tiny_gpt(n_kv_heads, pos_encoding=pos_encoding)
     ids, mask = pad_batch(ROWS, "left")
     out = model.generate(ids, 6, use_cache=use_cache, attention_mask=mask)  # (B, T + 6)
     for b, row in enumerate(ROWS):
