@@ -2,6 +2,7 @@
 
     python -m model.train --task reversal --steps 400 --out checkpoints/my-reversal
     python -m model.train --task reversal --n-kv-heads 1 --out checkpoints/reversal-mqa
+    python -m model.train --task reversal --pos-encoding rope --attention mla --kv-latent-dim 32 --out my-mla
 
 Settings start from the task's recipe (model/recipes.py); flags override them.
 Bad settings are refused before anything starts.
@@ -32,7 +33,8 @@ from .recipes import RECIPES, build_config, model_from_config
 from .tasks import task_from_dict
 from .training import TrainConfig, check_run, train, training_precision
 
-MODEL_FLAGS = ("d_model", "n_heads", "n_kv_heads", "n_layers", "d_ff", "dropout", "pos_encoding", "norm", "norm_position", "max_len")
+MODEL_FLAGS = ("d_model", "n_heads", "n_kv_heads", "n_layers", "d_ff", "dropout", "pos_encoding", "norm", "norm_position", "max_len",
+               "rope_base", "attention", "kv_latent_dim", "mla_rope_dim")
 TRAIN_FLAGS = ("steps", "batch_size", "lr", "warmup_steps", "eval_every", "seed", "device", "precision", "compile")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -47,7 +49,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--dropout", type=float)
-    parser.add_argument("--pos-encoding", choices=["sinusoidal", "learned", "none"])
+    parser.add_argument("--pos-encoding", choices=["sinusoidal", "learned", "rope", "none"])
+    parser.add_argument("--rope-base", type=float, help="RoPE: pair i turns by base^(-2i/d_head) per position")
+    parser.add_argument("--attention", choices=["standard", "mla"], help="mla: multi-head latent attention")
+    parser.add_argument("--kv-latent-dim", type=int, help="MLA: the cached latent's width per token")
+    parser.add_argument("--mla-rope-dim", type=int, help="MLA with RoPE: the rotary key's width (default d_head / 2)")
     parser.add_argument("--norm", choices=["layernorm", "rmsnorm"])
     parser.add_argument("--norm-position", choices=["pre", "post"])
     parser.add_argument("--device", help="cpu, cuda, or auto (default)")
