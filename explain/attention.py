@@ -55,8 +55,10 @@ class AttentionShapes:
 
 
 def projection_shapes(module: MultiHeadAttention) -> tuple[ProjectionShape, ...]:
-    """The four weight matrices of an attention module and their shapes."""
+    """The four weight matrices of an attention module and their shapes (MLA: its six)."""
     d_model, n_heads, n_kv, d_head = module.d_model, module.n_heads, module.n_kv_heads, module.d_head
+    if module.latent is not None:
+        return latent_projection_shapes(module)
     return (
         ProjectionShape("W_Q", f"d_model × H·d_head = {d_model} × {n_heads * d_head}",
                         f"X → Q for all {n_heads} heads; head h uses columns h·d_head … (h+1)·d_head − 1"),
@@ -67,6 +69,26 @@ def projection_shapes(module: MultiHeadAttention) -> tuple[ProjectionShape, ...]
         ProjectionShape("W_O", f"H·d_head × d_model = {n_heads * d_head} × {d_model}",
                         "mixes the concatenated heads back into d_model numbers"),
     )
+
+
+def latent_projection_shapes(module: MultiHeadAttention) -> tuple[ProjectionShape, ...]:
+    """MLA's weight matrices: the query (content + rotary), the latent, the up-projections, the rotary key, W_O."""
+    d_model, n_heads, d_head, r = module.d_model, module.n_heads, module.d_head, module.rope_dim
+    c = module.latent.latent_dim
+    rows = [
+        ProjectionShape("W_Q", f"d_model × H·(d_head + R) = {d_model} × {n_heads * (d_head + r)}",
+                        f"X → Q for all {n_heads} heads: d_head content numbers" + (f" and {r} rotary ones" if r else "")),
+        ProjectionShape("W_DKV", f"d_model × C = {d_model} × {c}", "X → the latent c_KV, all the cache keeps per token"
+                        + (" (with the rotary key)" if r else "")),
+        ProjectionShape("W_UK", f"C × H·d_head = {c} × {n_heads * d_head}", "c_KV → the content keys of every head"),
+        ProjectionShape("W_UV", f"C × H·d_head = {c} × {n_heads * d_head}", "c_KV → the values of every head"),
+    ]
+    if r:
+        rows.append(ProjectionShape("W_KR", f"d_model × R = {d_model} × {r}",
+                                    "X → one rotary key per token, shared by all heads, turned by RoPE"))
+    rows.append(ProjectionShape("W_O", f"H·d_head × d_model = {n_heads * d_head} × {d_model}",
+                                "mixes the concatenated heads back into d_model numbers"))
+    return tuple(rows)
 
 
 def attention_shapes(prepared: PreparedTrace, checkpoint, kind: AttentionKindName, layer: int) -> AttentionShapes:

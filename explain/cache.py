@@ -3,6 +3,7 @@
 Legend: L layers, B batch, Hkv key/value heads, T cached tokens, Dh head dim, b bytes per number.
 
     cache bytes = 2 (K and V) · L · Hkv · Dh · T · B · b
+    MLA:          L · (C + R) · T · B · b     (C the latent c_KV, R the rotary key, per token and layer)
 
 Every byte count a page prints comes from a record here, and each record's `formula` is written
 from the same numbers it multiplied, so the text next to a number cannot disagree with it.
@@ -22,6 +23,8 @@ from model.kv_math import (
     cache_bytes,
     format_bytes,
     kv_variants,
+    latent_cache_bytes,
+    mla_attention_parameters,
 )
 
 
@@ -93,12 +96,19 @@ class CalculatorResult:
 
 
 def calculate(n_layers: int, n_heads: int, n_kv_heads: int, d_head: int, context: int, batch: int,
-              dtype: str) -> tuple[CalculatorResult, ...]:
-    """The calculator's MHA, GQA and MQA caches for a shape (kv_variants decides the GQA head count)."""
+              dtype: str, latent: tuple[int, int] | None = None) -> tuple[CalculatorResult, ...]:
+    """The calculator's MHA, GQA and MQA caches for a shape (kv_variants decides the GQA head count), and
+    with `latent` = (C, R) the MLA cache of the same shape (latent C plus rotary key R per token and layer)."""
     size = DTYPE_BYTES[dtype]
-    return tuple(CalculatorResult(v.label, v.n_kv_heads, cache_bytes(n_layers, v.n_kv_heads, d_head, context, batch, size),
-                                  cache_bytes(n_layers, v.n_kv_heads, d_head, 1, 1, size))
-                 for v in kv_variants(n_heads, n_kv_heads))
+    rows = [CalculatorResult(v.label, v.n_kv_heads, cache_bytes(n_layers, v.n_kv_heads, d_head, context, batch, size),
+                             cache_bytes(n_layers, v.n_kv_heads, d_head, 1, 1, size))
+            for v in kv_variants(n_heads, n_kv_heads)]
+    if latent is not None:
+        c, r = latent
+        rows.append(CalculatorResult(f"MLA (latent {c} + rotary {r})", n_heads,
+                                     latent_cache_bytes(n_layers, c, r, context, batch, size),
+                                     latent_cache_bytes(n_layers, c, r, 1, 1, size)))
+    return tuple(rows)
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ def preset_rows() -> tuple[PresetRow, ...]:
     """One row per published preset: its shape, bytes per token (float16) and the cache at its full context."""
     rows = []
     for shape in PRESETS.values():
-        per_token = bytes_per_token(shape.n_layers, shape.n_kv_heads, shape.d_head, DTYPE_BYTES["float16"])
+        per_token = shape.bytes_per_token(DTYPE_BYTES["float16"])
         rows.append(PresetRow(shape.name, shape.kind, shape.n_layers, shape.n_heads, shape.n_kv_heads, shape.d_head,
                               shape.context, per_token / 1024, per_token * shape.context / 1024**3))
     return tuple(rows)
@@ -148,8 +158,15 @@ class AttentionSummary:
 
 def attention_summary(name: str, config: GPTConfig | TransformerConfig, n_parameters: int,
                       bytes_per_element: int = 4) -> AttentionSummary:
-    """The comparison row of model `name`."""
+    """The comparison row of model `name` (MLA: W_K, W_V are the up-projections from the latent)."""
     d_head, kv = config.d_head, config.n_kv_heads
+    if config.attention_variant == "MLA":
+        c, r = config.kv_latent_dim, config.mla_rope_dim
+        return AttentionSummary(
+            name, "MLA", config.n_heads, kv, d_head, f"{config.d_model} × {config.n_heads * (d_head + r)}",
+            f"{config.d_model} × {c} (latent), then {c} × {kv * d_head}",
+            mla_attention_parameters(config.d_model, config.n_heads, c, r, config.bias), n_parameters,
+            format_bytes(latent_cache_bytes(config.n_layers, c, r, 1, 1, bytes_per_element)))
     return AttentionSummary(
         name, config.attention_variant, config.n_heads, kv, d_head, f"{config.d_model} × {config.n_heads * d_head}",
         f"{config.d_model} × {kv * d_head}", attention_parameters(config.d_model, config.n_heads, kv, config.bias),

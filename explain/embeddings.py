@@ -23,15 +23,16 @@ class EmbeddingFacts:
     d_model: int
     vocab_size: int
     scale: float | None  # sqrt(d_model) when the model scales embeddings (the original paper), else None
-    pos_encoding: str  # "learned" | "sinusoidal" | "none"
+    pos_encoding: str  # "learned" | "sinusoidal" | "rope" | "none"
     max_len: int
+    mla: bool = False  # multi-head latent attention: RoPE turns only its decoupled rotary key
 
 
 def embedding_facts(checkpoint: LoadedCheckpoint) -> EmbeddingFacts:
     config = checkpoint.config
     table = embedding_table(checkpoint)  # (V, D)
     return EmbeddingFacts(config.d_model, table.shape[0], math.sqrt(config.d_model) if config.scale_embeddings else None,
-                          config.pos_encoding, config.max_len)
+                          config.pos_encoding, config.max_len, config.attention_variant == "MLA")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ Only the key/value heads are cached, so a model with H query heads and Hkv < H
 key/value heads (GQA; MQA when Hkv = 1) needs H / Hkv times less cache than the
 same model with plain multi-head attention (Hkv = H). At long contexts the cache,
 not the weights, is what fills the accelerator's memory: that is why large models use GQA.
+
+Multi-head latent attention (MLA, model/mla.py) caches one latent of C numbers and one
+rotary key of R numbers per token and layer, whatever the number of heads:
+
+    MLA cache bytes = L * (C + R) * T * B * bytes per element
 """
 
 from __future__ import annotations
@@ -30,6 +35,17 @@ def cache_bytes(n_layers: int, n_kv_heads: int, d_head: int, tokens: int, batch:
     return 2 * n_layers * n_kv_heads * d_head * tokens * batch * bytes_per_element
 
 
+def latent_cache_bytes(n_layers: int, kv_latent_dim: int, rope_dim: int, tokens: int, batch: int = 1,
+                       bytes_per_element: int = 4) -> int:
+    """Bytes of MLA's cache: every layer's latent c_KV (C) and rotary key (R) for `tokens` tokens of `batch` sequences."""
+    if n_layers < 1 or kv_latent_dim < 1 or rope_dim < 0 or bytes_per_element < 1:
+        raise ValueError(f"need n_layers, kv_latent_dim, bytes_per_element >= 1 and rope_dim >= 0; got "
+                         f"{n_layers}, {kv_latent_dim}, {bytes_per_element}, {rope_dim}.")
+    if tokens < 0 or batch < 0:
+        raise ValueError(f"tokens and batch must be >= 0, got tokens={tokens}, batch={batch}.")
+    return n_layers * (kv_latent_dim + rope_dim) * tokens * batch * bytes_per_element
+
+
 def bytes_per_token(n_layers: int, n_kv_heads: int, d_head: int, bytes_per_element: int = 4) -> int:
     """Cache bytes one more token adds (batch 1)."""
     return cache_bytes(n_layers, n_kv_heads, d_head, 1, 1, bytes_per_element)
@@ -46,10 +62,18 @@ class ModelShape:
     d_head: int
     context: int  # the context length it was trained for
     source: str  # where the numbers come from
+    kv_latent_dim: int = 0  # MLA: the cached latent per token and layer (0: not MLA)
+    rope_dim: int = 0  # MLA: the cached rotary key per token and layer
 
     @property
     def kind(self) -> AttentionVariant:
-        return attention_variant(self.n_heads, self.n_kv_heads)
+        return "MLA" if self.kv_latent_dim else attention_variant(self.n_heads, self.n_kv_heads)
+
+    def bytes_per_token(self, bytes_per_element: int) -> int:
+        """Cache bytes one more token adds: K and V of the K/V heads, or MLA's latent and rotary key."""
+        if self.kv_latent_dim:
+            return latent_cache_bytes(self.n_layers, self.kv_latent_dim, self.rope_dim, 1, 1, bytes_per_element)
+        return bytes_per_token(self.n_layers, self.n_kv_heads, self.d_head, bytes_per_element)
 
     def variants(self) -> tuple[KVVariant, ...]:
         """This model's MHA, GQA and MQA versions (see `kv_variants`)."""
@@ -108,6 +132,15 @@ PRESETS: dict[str, ModelShape] = {
     # Almazrouei et al. 2023; HF tiiuae/falcon-7b: 32 layers, 71 heads, multi_query, hidden 4544 (Dh 64).
     "Falcon-7B (MQA)": ModelShape("Falcon-7B (MQA)", 32, 71, 1, 64, 2048,
                                   "Falcon paper (Almazrouei et al., 2023); HF falcon-7b config.json"),
+    # DeepSeek-AI 2024, Section 3.1.2: 60 layers, n_h 128 heads of d_h 128, KV compression d_c 512, decoupled
+    # rotary key d_h^R 64; 128K context. Every head has its own (up-projected) keys: 128 "K/V heads" uncached.
+    "DeepSeek-V2 (MLA)": ModelShape("DeepSeek-V2 (MLA)", 60, 128, 128, 128, 131072,
+                                    "DeepSeek-V2 paper (arXiv 2405.04434), Section 3.1.2; HF DeepSeek-V2 config.json",
+                                    kv_latent_dim=512, rope_dim=64),
+    # DeepSeek-AI 2024, Section 4.2: 61 layers, 128 heads of 128, d_c 512, d_h^R 64; 128K context.
+    "DeepSeek-V3 (MLA)": ModelShape("DeepSeek-V3 (MLA)", 61, 128, 128, 128, 131072,
+                                    "DeepSeek-V3 technical report (arXiv 2412.19437), Section 4.2; HF DeepSeek-V3 config.json",
+                                    kv_latent_dim=512, rope_dim=64),
 }
 
 
@@ -117,6 +150,16 @@ def attention_parameters(d_model: int, n_heads: int, n_kv_heads: int, bias: bool
     q_out, kv_out = n_heads * d_head, n_kv_heads * d_head
     weights = 2 * d_model * q_out + 2 * d_model * kv_out
     return weights + ((q_out + 2 * kv_out + d_model) if bias else 0)
+
+
+def mla_attention_parameters(d_model: int, n_heads: int, kv_latent_dim: int, rope_dim: int, bias: bool = True) -> int:
+    """Weights (and biases) of one MLA module: W_Q (D x H*(Dh+R)), W_DKV (D x C), W_UK and W_UV (C x H*Dh),
+    W_KR (D x R), W_O (H*Dh x D); only W_Q and W_O have biases."""
+    d_head = d_model // n_heads
+    q_out, heads_out = n_heads * (d_head + rope_dim), n_heads * d_head
+    weights = d_model * q_out + d_model * kv_latent_dim + 2 * kv_latent_dim * heads_out + d_model * rope_dim
+    weights += heads_out * d_model
+    return weights + ((q_out + d_model) if bias else 0)
 
 
 def format_bytes(n: float) -> str:

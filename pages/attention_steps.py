@@ -6,6 +6,7 @@ from app_lib.padding_view import padding_section
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox
 from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
 from explain.attention import attention_shapes, dot_product
+from explain.rope import latent_rows, rotation_rows
 from explain.trace import ATTENTION_KINDS, PreparedTrace
 from viz.figures import (
     plot_attention_input,
@@ -16,6 +17,7 @@ from viz.figures import (
     plot_qkv,
     plot_scores,
 )
+from viz.figures_rope import plot_latent_rows, plot_rotation_rows
 
 selection = current_selection()
 intro(
@@ -61,6 +63,19 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
                 + (f" (shared by {group} query heads: {shapes.n_kv_heads} K/V heads for {shapes.n_heads} "
                    f"query heads)." if group > 1 else " (one K/V head per query head: multi-head attention)."))
     chart(plot_qkv(att, head, q_labels, k_labels, query, key), "q_k_v")
+    latent = latent_rows(att, head)
+    if latent is not None:
+        st.markdown("**Multi-head latent attention.** K and V are not projected from X directly: X is first "
+                    "compressed to a small latent c_KV per token, and each head's keys and values are projected "
+                    "up from it. " + latent.summary)
+        chart(plot_latent_rows(latent, k_labels, head), "mla_latent")
+    rotation = rotation_rows(att, head, shapes.kv_head_of(head))
+    if rotation is not None:
+        st.markdown("**RoPE.** Before the scores, each q and k is turned by its position (the positional "
+                    "encodings page shows one pair turning); Q and K above are the rotated ones."
+                    + (" In MLA only the rotary part turns: the last numbers of each query and the shared "
+                       "rotary key." if latent is not None else ""))
+        chart(plot_rotation_rows(rotation, q_labels, k_labels), "rope_rotation_rows")
 
     st.subheader("3. Scores: QKᵀ, scaled by √d_head, then masked")
     st.markdown(f"Dividing by √d_head = √{shapes.d_head} keeps the scores from growing with the head size, so the "
