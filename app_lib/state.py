@@ -82,19 +82,23 @@ def current_selection() -> Selection:
     return selection
 
 
-def _warn_if_not_offered(key: str, options: Sequence[Any], where) -> None:
-    """A visible note when a link asks this widget for a value it does not offer (an empty one included).
+def _check_offered(key: str, options: list[Any], index: int, where) -> int:
+    """The index to create the widget with, after checking the URL's value against `options`.
 
-    A value this session's own widget put in the URL (a layer picked on a model with more layers,
-    before switching checkpoints) is no link: it is dropped quietly and the widget starts afresh.
+    A link's value the widget does not offer (an empty one included) gets a visible note. A value this
+    session's own widget put in the URL (a layer picked on a model with more layers, before switching
+    checkpoints) is no link: the widget is set back to its default quietly, through the Session State
+    API so that the browser shows it too; the widget is then created with index 0, since Streamlit
+    warns about a default given beside a value set that way.
     """
     raw = st.query_params.get(key)
     if raw is None or raw in {str(o) for o in options}:
-        return
+        return index
     if key in st.session_state and str(st.session_state[key]) == raw:
-        del st.session_state[key]
-        return
+        st.session_state[key] = options[index]
+        return 0
     _warn_link_value(key, raw, "not one of the choices here", "the default", where)
+    return index
 
 
 def _warn_link_value(key: str, raw: str, why: str, shown: str, where) -> None:
@@ -109,18 +113,17 @@ def url_selectbox(label: str, options: Sequence[Any], key: str, *, index: int = 
                   on_change: Callable | None = None, help: str | None = None) -> Any:
     """A selectbox whose value is ?key=str(option) in the URL (options are shown as str(option))."""
     options = list(options)
-    _warn_if_not_offered(key, options, where)
-    return where.selectbox(label, options, index=min(index, len(options) - 1), key=key, bind="query-params",
-                           on_change=on_change, help=help)
+    index = _check_offered(key, options, min(index, len(options) - 1), where)
+    return where.selectbox(label, options, index=index, key=key, bind="query-params", on_change=on_change, help=help)
 
 
 def url_radio(label: str, options: Sequence[Any], key: str, *, index: int = 0, where=st,
               captions: Sequence[str] | None = None, horizontal: bool = True) -> Any:
     """A radio group bound to ?key=option."""
     options = list(options)
-    _warn_if_not_offered(key, options, where)
-    return where.radio(label, options, index=min(index, len(options) - 1), key=key, bind="query-params",
-                       captions=captions, horizontal=horizontal)
+    index = _check_offered(key, options, min(index, len(options) - 1), where)
+    return where.radio(label, options, index=index, key=key, bind="query-params", captions=captions,
+                       horizontal=horizontal)
 
 
 def url_text_input(label: str, key: str, default: str, *, where=st, max_chars: int | None = None,
