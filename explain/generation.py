@@ -21,6 +21,7 @@ from model.kv_math import format_bytes
 from model.sampling import SamplingSettings, keep_mask, never_generated
 
 from .cache import CacheBreakdown, CacheCurve, variant_curves
+from .inputs import code_span
 from .labels import display_token, token_labels
 
 BYTES_PER_ELEMENT = 4  # the session's cache is float32
@@ -102,6 +103,7 @@ class NextTokenChoice:
     chosen: int  # the token the step chose
     chosen_label: str
     how: str  # the settings in words, special tokens named
+    step_how: str  # the step's own settings in words
 
     @property
     def vocab_size(self) -> int:
@@ -118,8 +120,8 @@ class NextTokenChoice:
 
     @property
     def changed(self) -> bool:
-        """The settings on screen differ from those the step's token was chosen with."""
-        return self.settings != self.step_settings
+        """The settings on screen would choose differently from those the step's token was chosen with."""
+        return self.settings.effective != self.step_settings.effective
 
     @property
     def chosen_kept(self) -> bool:
@@ -148,8 +150,8 @@ class NextTokenChoice:
                      f"{self.kept_mass:.1%} of the probability, scaled up to 100% (the dots) for the draw.")
         if self.changed:
             refused = "" if self.chosen_kept else ", which these would not allow"
-            text += (f" This step's token {self.chosen_label} was chosen with the earlier settings "
-                     f"({self.step_settings.describe()}){refused}; the next step uses the settings above.")
+            text += (f" This step's token {code_span(self.chosen_label)} was chosen with the earlier settings "
+                     f"({self.step_how}){refused}; the next step uses the settings above.")
         return text
 
 
@@ -162,14 +164,14 @@ def settings_from_controls(temperature: float, top_k: int, top_p: float, never_s
 
 def suppression_note(tokenizer) -> str:
     """Why the page offers to never generate special tokens, for this tokenizer."""
-    names = [tokenizer.id_to_token(i) for i in never_generated(tokenizer)]
+    names = [code_span(tokenizer.id_to_token(i)) for i in never_generated(tokenizer)]
     if not names:
         return "This vocabulary has no special tokens, so this switch changes nothing here."
     text = (f"Special tokens ({', '.join(names)}) mark something other than content, so a reader should never "
             "see one written. With this on, their probability is set to exactly 0 and the other tokens are "
             "scaled up to fill their share, before temperature, top-k and top-p.")
     if getattr(tokenizer, "unk_id", None) is not None:
-        text += (f" {tokenizer.id_to_token(tokenizer.unk_id)} stands for every word outside the "
+        text += (f" {code_span(tokenizer.id_to_token(tokenizer.unk_id))} stands for every word outside the "
                  f"{tokenizer.vocab_size:,}-token vocabulary: the model saw it often in training and predicts it "
                  "often, but writing it would show no word at all.")
     return text
@@ -196,7 +198,8 @@ def next_token_choice(step: GenerationStep, settings: SamplingSettings, vocabula
     return NextTokenChoice(
         step=step.index, settings=settings, step_settings=step_settings(step), probabilities=probabilities,
         drawn=drawn / drawn.sum(), kept=kept, suppressed_mass=float(unsuppressed[list(settings.suppress_ids)].sum()),
-        chosen=step.chosen, chosen_label=vocabulary[step.chosen], how=settings.describe(vocabulary))
+        chosen=step.chosen, chosen_label=vocabulary[step.chosen], how=settings.describe(vocabulary),
+        step_how=step_settings(step).describe(vocabulary))
 
 
 def generation_view(checkpoint: LoadedCheckpoint, session: GenerationSession) -> GenerationView:

@@ -129,6 +129,11 @@ class SamplingSettings:
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    @property
+    def effective(self) -> SamplingSettings:
+        """The settings that change the choice: greedy ignores top-k, top-p and the seed."""
+        return SamplingSettings(suppress_ids=self.suppress_ids) if self.greedy else self
+
     def with_suppressed(self, ids: Iterable[int]) -> SamplingSettings:
         """The same settings suppressing `ids` (e.g. `never_generated(tokenizer)`)."""
         return SamplingSettings(self.temperature, self.top_k, self.top_p, tuple(ids), self.seed)

@@ -92,6 +92,7 @@ def test_keep_mask_and_settings_in_words():
     assert settings.describe(["<unk>", "a"]) == (
         "sampled at temperature 0.8, top-k 20, top-p 0.95, seed 0; never generated: <unk>")
     assert SamplingSettings().describe().startswith("greedy")
+    assert SamplingSettings(0.0, 5, 0.5).effective == SamplingSettings()  # greedy: the cuts change nothing
 
 
 def test_never_generated_names_unk_pad_and_start_but_not_the_end():

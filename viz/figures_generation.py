@@ -81,7 +81,7 @@ def plot_next_token(probabilities: Array, vocabulary: Sequence[str], chosen: int
                                      name="drawn from (kept, renormalised)", marker={"color": DRAWN_COLOUR, "size": 8},
                                      hovertemplate="%{x}<br>drawn with p = %{y:.4f}<extra></extra>"))
     suffix = "" if shown == probs.shape[0] else f" ({shown} of {probs.shape[0]} shown)"
-    fig.update_layout(title=html.escape(title + suffix), yaxis={"title": "probability", "range": [0, 1]}, height=320,
+    fig.update_layout(title=html.escape(title + suffix), yaxis={"title": "probability", "range": [0, 1.05]}, height=320,
                       barmode="overlay", legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
                                                  "yanchor": "bottom"},
                       xaxis={"type": "category", "title": "token (id:text)", "categoryorder": "array",
