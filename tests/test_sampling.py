@@ -143,6 +143,7 @@ SHAKESPEARE = [name for name in ("shakespeare-mha", "shakespeare-mqa") if (ROOT 
 PROMPTS = ("ROMEO", "To be, or not to be", "KING HENRY", "Good morrow", "What light")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHAKESPEARE)
 def test_default_shakespeare_generation_never_writes_unk(name):
     checkpoint = load_checkpoint(ROOT / "checkpoints" / name)
