@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_gpt
+from conftest import tiny_gpt, tiny_transformer
 
 from explain.generation import next_token_choice, settings_from_controls
 from model import load_checkpoint
@@ -113,6 +113,17 @@ def test_cached_generation_equals_uncached_with_top_p_and_suppression(n_kv_heads
                            top_p=top_p, suppress_ids=suppressed) for use in (True, False)]
     assert torch.equal(runs[0], runs[1])
     assert not set(runs[0][:, 4:].flatten().tolist()) & set(suppressed)
+
+
+def test_encoder_decoder_greedy_never_chooses_suppressed_ids():
+    model = tiny_transformer()
+    src = torch.randint(1, 15, (2, 6))
+    plain = model.generate(src, 1, 2, 10)
+    banned = sorted(set(plain[:, 1:].flatten().tolist()) - {2})[:2]  # ids it chose on its own (2 ends the output)
+    assert banned
+    runs = [model.generate(src, 1, 2, 10, use_cache=use, suppress_ids=banned) for use in (True, False)]
+    assert torch.equal(runs[0], runs[1])
+    assert not set(runs[0][:, 1:].flatten().tolist()) & set(banned)
 
 
 def test_session_steps_with_top_p_and_suppression_keep_their_logits():
