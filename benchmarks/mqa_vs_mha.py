@@ -1,4 +1,4 @@
-"""Decoding speed and KV-cache bytes of MHA, GQA and MQA models of the same size.
+"""Decoding speed and KV-cache bytes of MHA, GQA, MQA and MLA models of the same size.
 
     python -m benchmarks.mqa_vs_mha            # demo and memory-bound setups (about a minute, ~1.5 GB of RAM)
     python -m benchmarks.mqa_vs_mha --quick    # a smoke run
@@ -17,6 +17,11 @@ d_model, heads and layers; only n_kv_heads changes.
 
 Targets (issue 7): MQA >= 0.95x MHA in the demo, >= 2.5x in the memory-bound setup, and
 cache bytes exactly H / H_kv times smaller.
+
+MLA rows (issue 16): multi-head latent attention with RoPE, the same d_model, heads and layers,
+caching a latent of `mla[0]` and a rotary key of `mla[1]` numbers per token and layer, decoded
+on the absorbed path (attention over the cached latents, never decompressed). Its cache bytes
+are checked against L * B * T * (C + R) * 4 exactly.
 """
 
 from __future__ import annotations
@@ -48,18 +53,24 @@ class Setup:
     repeats: int
     target: float  # MQA speed vs MHA
     prefilled: bool  # True: random cache of `context` tokens; False: generate() from a prompt
+    mla: tuple[int, int] | None = None  # (latent C, rotary key R): an MLA row beside the others
 
 
 DEMO = Setup(
-    "demo (reversal app)", 128, 4, 2, (4, 2, 1), batch=1, context=8, new_tokens=8, repeats=100, target=0.95, prefilled=False
+    "demo (reversal app)", 128, 4, 2, (4, 2, 1), batch=1, context=8, new_tokens=8, repeats=100, target=0.95, prefilled=False,
+    mla=(32, 16),
 )
 MEMORY_BOUND = Setup(
-    "memory-bound", 256, 8, 8, (8, 2, 1), batch=32, context=2048, new_tokens=4, repeats=7, target=2.5, prefilled=True
+    "memory-bound", 256, 8, 8, (8, 2, 1), batch=32, context=2048, new_tokens=4, repeats=7, target=2.5, prefilled=True,
+    mla=(64, 16),
 )
 QUICK = (
-    Setup("demo (--quick)", 32, 4, 2, (4, 2, 1), 1, context=8, new_tokens=8, repeats=3, target=0.95, prefilled=False),
-    Setup("memory-bound (--quick)", 64, 4, 2, (4, 2, 1), 2, context=128, new_tokens=2, repeats=3, target=2.5, prefilled=True),
+    Setup("demo (--quick)", 32, 4, 2, (4, 2, 1), 1, context=8, new_tokens=8, repeats=3, target=0.95, prefilled=False,
+          mla=(16, 4)),
+    Setup("memory-bound (--quick)", 64, 4, 2, (4, 2, 1), 2, context=128, new_tokens=2, repeats=3, target=2.5, prefilled=True,
+          mla=(16, 4)),
 )
+MLA = 0  # the key of the MLA run among the K/V head counts
 VOCAB = 10
 
 
@@ -73,8 +84,11 @@ def random_cache(model: GPT, s: Setup) -> ModelCache:
     cache = model.new_cache(capacity=s.context + s.new_tokens)
     generator = torch.Generator().manual_seed(0)
     for layer in cache.self_attention:
-        shape = (s.batch, c.n_kv_heads, s.context, c.d_head)  # (B, Hkv, T, Dh)
-        layer.append(torch.randn(shape, generator=generator), torch.randn(shape, generator=generator))
+        if c.attention == "mla":  # the latent (B, 1, T, C) and the rotary key (B, 1, T, R)
+            first, second = (s.batch, 1, s.context, c.kv_latent_dim), (s.batch, 1, s.context, c.mla_rope_dim)
+        else:
+            first = second = (s.batch, c.n_kv_heads, s.context, c.d_head)  # (B, Hkv, T, Dh)
+        layer.append(torch.randn(first, generator=generator), torch.randn(second, generator=generator))
     return cache
 
 
@@ -99,20 +113,35 @@ def decode_run(model: GPT, s: Setup):
     return run, nbytes
 
 
+def config_of(s: Setup, n_kv: int) -> GPTConfig:
+    if n_kv == MLA:
+        latent, rope = s.mla
+        return GPTConfig(VOCAB, s.context + s.new_tokens, s.d_model, s.n_heads, s.n_layers, pos_encoding="rope",
+                         attention="mla", kv_latent_dim=latent, mla_rope_dim=rope)
+    return GPTConfig(VOCAB, s.context + s.new_tokens, s.d_model, s.n_heads, s.n_layers, n_kv_heads=n_kv)
+
+
+def exact_bytes(s: Setup, n_kv: int, nbytes: int, mha_bytes: int) -> bool:
+    """MHA/GQA/MQA: H / H_kv times smaller than MHA; MLA: L * B * T * (C + R) * 4."""
+    if n_kv == MLA:
+        return nbytes == s.n_layers * s.batch * s.context * sum(s.mla) * 4
+    return mha_bytes == nbytes * (s.n_heads // n_kv)
+
+
 def measure(s: Setup, clock) -> tuple[list[list[object]], float]:
     runs, nbytes = {}, {}
-    for n_kv in s.kv_heads:
+    for n_kv in s.kv_heads + ((MLA,) if s.mla else ()):
         torch.manual_seed(0)
-        config = GPTConfig(VOCAB, s.context + s.new_tokens, s.d_model, s.n_heads, s.n_layers, n_kv_heads=n_kv)
-        runs[n_kv], nbytes[n_kv] = decode_run(GPT(config).eval(), s)
+        runs[n_kv], nbytes[n_kv] = decode_run(GPT(config_of(s, n_kv)).eval(), s)
     times = interleaved_times(runs, s.repeats, warmup=1, clock=clock)
     mha = s.n_heads
     rows = []
     for n_kv, t in times.items():
         bytes_ratio = nbytes[mha] / nbytes[n_kv]
-        exact = "yes" if nbytes[mha] == nbytes[n_kv] * (mha // n_kv) else "NO"
+        exact = "yes" if exact_bytes(s, n_kv, nbytes[n_kv], nbytes[mha]) else "NO"
+        name = f"MLA (C={s.mla[0]}, R={s.mla[1]})" if n_kv == MLA else f"{kind(mha, n_kv)} (H_kv={n_kv})"
         rows.append([
-            s.name, f"{kind(mha, n_kv)} (H_kv={n_kv})", format_bytes(nbytes[n_kv]), f"{bytes_ratio:g}x", exact,
+            s.name, name, format_bytes(nbytes[n_kv]), f"{bytes_ratio:g}x", exact,
             f"{s.batch * s.new_tokens / median(t):,.0f}", spread(t), f"{median(times[mha]) / median(t):.2f}x",
         ])
     return rows, median(times[mha]) / median(times[1])
@@ -130,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append([s.name, f"{mqa_speed:.2f}x", f">= {s.target}x", verdict])
     print_table(
         "decode tokens/s and KV-cache bytes (the context's tokens, all layers)",
-        ["setup", "attention", "cache", "smaller than MHA", "exactly H/H_kv", "tokens/s", "spread", "speed vs MHA"],
+        ["setup", "attention", "cache", "smaller than MHA", "exact bytes", "tokens/s", "spread", "speed vs MHA"],
         rows,
     )
     print_table("MQA vs MHA targets", ["setup", "MQA speed vs MHA", "target", "verdict"], verdicts)

@@ -27,6 +27,8 @@ def apply_preset() -> None:
     if shape is not None:
         st.session_state.update(calc_layers=shape.n_layers, calc_heads=shape.n_heads, calc_kv=shape.n_kv_heads,
                                 calc_dhead=shape.d_head, calc_context=shape.context)
+        if shape.kv_latent_dim:
+            st.session_state.update(calc_mla=True, calc_latent=shape.kv_latent_dim, calc_rope=shape.rope_dim)
 
 
 selection = current_selection()
@@ -36,7 +38,8 @@ intro(
     "of query heads share one K/V head, and multi-query attention shares a single one among all. Fewer K/V heads "
     "mean fewer parameters and, above all, a smaller KV cache; the question is what it costs in quality.",
     r"\text{query head } h \text{ reads K/V head } \lfloor h / (H / H_{kv}) \rfloor, \qquad "
-    r"\text{cache per token} = 2 \cdot n_{layers} \cdot H_{kv} \cdot d_{head} \cdot \text{bytes}",
+    r"\text{cache per token} = 2 \cdot n_{layers} \cdot H_{kv} \cdot d_{head} \cdot \text{bytes}; \quad "
+    r"\text{MLA: } n_{layers} \cdot (d_c + d_R) \cdot \text{bytes}",
 )
 
 
@@ -99,7 +102,8 @@ def cache_calculator() -> None:
     record_table(preset_rows())
 
     for widget, start in {"calc_preset": "Llama-2-70B (GQA)", "calc_layers": 80, "calc_heads": 64, "calc_kv": 8,
-                          "calc_dhead": 128, "calc_context": 4096, "calc_batch": 1}.items():
+                          "calc_dhead": 128, "calc_context": 4096, "calc_batch": 1, "calc_latent": 512,
+                          "calc_rope": 64, "calc_mla": False}.items():
         st.session_state.setdefault(widget, start)  # set once here, so presets can change them without a warning
     st.selectbox("Preset", ["custom", *PRESETS], key="calc_preset", on_change=apply_preset)
     cols = st.columns(7)
@@ -110,12 +114,23 @@ def cache_calculator() -> None:
     context = cols[4].number_input("context T", 1, 2_000_000, key="calc_context")
     batch = cols[5].number_input("batch B", 1, 4096, key="calc_batch")
     dtype = cols[6].selectbox("dtype", list(DTYPE_BYTES), index=1, key="calc_dtype")
-    results = calculate(layers, heads, kv, d_head, context, batch, dtype)
+    mla_cols = st.columns([2, 1, 1])
+    mla = mla_cols[0].toggle("Add multi-head latent attention (MLA)", key="calc_mla",
+                             help="the DeepSeek presets turn it on with their own sizes")
+    latent = mla_cols[1].number_input("MLA latent d_c", 1, 65536, key="calc_latent", disabled=not mla,
+                                      help="multi-head latent attention caches this many numbers per token and layer")
+    rope = mla_cols[2].number_input("MLA rotary key d_R", 0, 4096, key="calc_rope", disabled=not mla,
+                                    help="plus the decoupled rotary key shared by all heads")
+    results = calculate(layers, heads, kv, d_head, context, batch, dtype, latent=(latent, rope) if mla else None)
     for column, result in zip(st.columns(len(results)), results):
         column.metric(result.label, result.total_text, result.per_token_text, delta_color="off", delta_arrow="off")
     chart(plot_cache_sizes(results, context), "cache_calculator")
+    deepseek = PRESETS["DeepSeek-V3 (MLA)"]
     st.caption("A 7B model's weights take about 13 GiB in float16: at long contexts and large batches, an MHA cache "
-               "outgrows the model itself. That is why Llama-2-70B and Mistral use GQA, and Falcon MQA.")
+               "outgrows the model itself. That is why Llama-2-70B and Mistral use GQA, and Falcon MQA. DeepSeek-V2 "
+               f"and V3 keep every head's own keys and values but cache only a latent of {deepseek.kv_latent_dim} "
+               f"numbers plus a rotary key of {deepseek.rope_dim} per token and layer (multi-head latent attention), "
+               "projecting K and V up from the latent when they are needed.")
 
 
 @page_fragment("compare_attention")
