@@ -19,6 +19,7 @@ Only rank 0 evaluates, prints and writes the checkpoint; the others just train.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, fields
 
@@ -54,6 +55,9 @@ def start(device: torch.device) -> World:
     if not launched_by_torchrun():
         return World()
     if not dist.is_initialized():
+        # Before init: DDP imports torch.distributed.nn, whose default arguments would otherwise
+        # capture the world group and keep it (and its threads) alive until exit; see finish()
+        import torch.distributed.nn
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -68,9 +72,22 @@ def current() -> World:
 
 
 def finish() -> None:
-    """Leave the process group, if one was joined."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group, if one was joined, and stop its gloo worker threads before returning.
+
+    A worker thread can still hold a finished collective's tensors after the collective returns;
+    freeing a tensor made in Python takes the GIL, and a thread that asks for the GIL while the
+    interpreter shuts down is killed inside C++, which aborts the process (SIGABRT, "terminate
+    called without an active exception"). destroy_process_group only forgets the group; its
+    threads stop when the last reference goes. So: free DDP's cycles (its Reducer must not drop
+    the last reference: it does so holding the GIL, and the join would wait on a thread that
+    wants it), then drop ours, whose destructor joins the threads with the GIL released.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    group = dist.group.WORLD
+    dist.destroy_process_group()
+    gc.collect()  # DistributedDataParallel sits in reference cycles
+    del group  # the last reference: joins the worker threads
 
 
 def rank_device(device: torch.device, world: World) -> torch.device:
