@@ -26,7 +26,7 @@ from model.sampling import SamplingSettings, never_generated
 from model.stack import StackTrace
 
 from .inputs import ModelInput, Note, read_input, task_of
-from .labels import display_token, token_labels
+from .labels import display_token, row_labels, token_labels
 
 AttentionKindName = Literal["self", "encoder", "decoder", "cross"]
 
@@ -81,6 +81,7 @@ class PreparedTrace:
     answer_settings: SamplingSettings | None = None  # how the answer was generated
     answer_how: str = ""  # the same in words: "greedy: ..." or "sampled at temperature 0.8, ..."
     norm_position: str = "pre"  # "pre": attention reads the norm's output; "post": the residual stream
+    predictions: tuple[str, ...] = ()  # the model's most likely next token at each decoder row (GPT: each token)
     input: ModelInput | None = field(default=None, compare=False)
 
     @property
@@ -124,11 +125,25 @@ class PreparedTrace:
         layers = self.stack(kind).layers
         return [layer.cross_attention if kind == "cross" else layer.self_attention for layer in layers]
 
+    @property
+    def decoder_prompt_length(self) -> int:
+        """Rows of the decoder side that came from the prompt: the GPT's prompt, or the decoder's <s>."""
+        return self.prompt_length if self.architecture == "gpt" else 1
+
     def query_labels(self, kind: str) -> list[str]:
-        return self.target_labels if kind in ("decoder", "cross") else self.labels
+        """Row labels: "position:token → prediction" on a decoder's rows (explain.labels.row_labels), else "position:token"."""
+        if kind == "encoder":
+            return self.labels
+        tokens = self.tokens if kind == "self" else self.target_tokens
+        if len(self.predictions) != len(tokens):
+            return token_labels(tokens, self.decoder_prompt_length)
+        return row_labels(tokens, self.predictions, self.decoder_prompt_length)
 
     def key_labels(self, kind: str) -> list[str]:
-        return self.target_labels if kind == "decoder" else self.labels
+        """Column labels "position:token"; a decoder's own tokens know whether the prompt or the model wrote them."""
+        if kind == "decoder":
+            return token_labels(self.target_tokens, self.decoder_prompt_length)
+        return token_labels(self.tokens, self.prompt_length) if kind == "self" else self.labels
 
     def attention_inputs(self, kind: str, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(X for the queries (1, T_q, D), X for keys/values (1, T_k, D)) that entered attention.
@@ -186,7 +201,13 @@ def _prepare_gpt(checkpoint: LoadedCheckpoint, model_input: ModelInput, base: di
     record = trace(model, traced_ids)
     tokens = tuple(tokenizer.id_to_token(i) for i in traced_ids[0].tolist())
     return PreparedTrace(**base, trace=record, tokens=tokens, prompt_length=n, answer=answer, answer_label=label,
-                         answer_settings=settings, answer_how=_how(settings, tokenizer))
+                         answer_settings=settings, answer_how=_how(settings, tokenizer),
+                         predictions=_predictions(record.logits, tokenizer))
+
+
+def _predictions(logits: torch.Tensor, tokenizer) -> tuple[str, ...]:
+    """The most likely next token at each row of the traced logits (1, T, V)."""
+    return tuple(tokenizer.id_to_token(i) for i in logits[0].argmax(-1).tolist())
 
 
 def _continue(model, idx: torch.Tensor, steps: int, settings: SamplingSettings) -> torch.Tensor:
@@ -229,4 +250,5 @@ def _prepare_seq2seq(checkpoint: LoadedCheckpoint, model_input: ModelInput, base
         answer_label="The model writes",
         answer_settings=settings,
         answer_how=_how(settings, tokenizer),
+        predictions=_predictions(record.logits, tokenizer),
     )

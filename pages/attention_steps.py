@@ -6,6 +6,7 @@ from app_lib.padding_view import padding_section
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox
 from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
 from explain.attention import attention_shapes, dot_product
+from explain.labels import LABEL_NOTE, ROW_NOTE
 from explain.rope import latent_rows, rotation_rows
 from explain.trace import ATTENTION_KINDS, PreparedTrace
 from viz.figures import (
@@ -47,7 +48,8 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
     key = url_selectbox("Key position", range(len(k_labels)), "key", where=columns[3])
     att = prepared.attention(kind)[layer]
     shapes = attention_shapes(prepared, selection.checkpoint, kind, layer)
-    st.caption(f"Query {q_labels[query]} · key {k_labels[key]} (outlined in orange below).")
+    st.caption(f"Query {q_labels[query]} · key {k_labels[key]} (outlined in orange below). "
+               + (ROW_NOTE if kind != "encoder" else LABEL_NOTE))
 
     st.subheader("1. X and the weight matrices")
     x_query, x_kv = prepared.attention_inputs(kind, layer)

@@ -6,6 +6,7 @@ from app_lib.bertviz_views import bertviz_views
 from app_lib.padding_view import padding_section
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox, url_toggle
 from app_lib.ui import chart, html_frame, intro, page_fragment, traced_input
+from explain.labels import LABEL_NOTE, ROW_NOTE
 from explain.trace import ATTENTION_KINDS, PreparedTrace
 from viz.figures import plot_attention_weights, plot_head_grid, plot_layer_grid
 
@@ -27,7 +28,8 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
     config = selection.checkpoint.config
     kind = url_radio("Attention", prepared.kinds, "attention") if len(prepared.kinds) > 1 else prepared.kinds[0]
     about = ATTENTION_KINDS[kind]
-    st.caption(f"{about.title}: queries from {about.queries_from}, keys and values from {about.keys_from}.")
+    st.caption(f"{about.title}: queries from {about.queries_from}, keys and values from {about.keys_from}. "
+               + (ROW_NOTE if kind != "encoder" else LABEL_NOTE))
     columns = st.columns(3)
     layer = url_selectbox("Layer", range(config.n_layers), "layer", where=columns[0])
     head = url_selectbox("Head", range(config.n_heads), "head", where=columns[1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -83,7 +85,8 @@ def test_masked_cells_are_nan_and_say_masked(gpt_trace):
     hover = np.array(heatmaps(fig)[0].customdata)
     future = np.triu(np.ones((len(IDS), len(IDS)), dtype=bool), k=1)
     assert np.isnan(z[future]).all() and not np.isnan(z[~future]).any()
-    assert (hover[future] == "masked").all() and not (hover[~future] == "masked").any()
+    masked = np.char.endswith(hover.astype(str), ": masked")
+    assert masked[future].all() and not masked[~future].any()
     grey = [t for t in fig.data if t.name == "masked"]
     assert len(grey) == 1 and np.isnan(np.array(grey[0].z, dtype=float)[~future]).all()
     np.testing.assert_allclose(np.nansum(z, axis=1), 1.0, atol=1e-5)  # allowed weights still sum to one
@@ -93,7 +96,7 @@ def test_unmasked_panel_has_no_grey_layer():
     fig = plot_matrix(Panel(np.ones((2, 3)), "p", ["0:a", "1:b"], ["0:x", "1:y", "2:z"]), "t")
     assert [t.name for t in fig.data] == ["p"]
     # plotly formats the hovered value itself: no per-cell hover text to send to the browser
-    assert fig.data[0].customdata is None and "%{z:.4f}" in fig.data[0].hovertemplate
+    assert fig.data[0].customdata is None and "%{z:.3f}" in fig.data[0].hovertemplate
 
 
 def test_masked_panel_hover_text_is_the_value_or_masked(gpt_trace):
@@ -104,7 +107,8 @@ def test_masked_panel_hover_text_is_the_value_or_masked(gpt_trace):
     assert "%{customdata}" in trace.hovertemplate
     weights = att.weights[0, 2].numpy()
     for (r, c), text in np.ndenumerate(np.array(trace.customdata)):
-        assert text == ("masked" if c > r else f"{weights[r, c]:.4f}")
+        expected = "masked" if c > r else f"weight {weights[r, c]:.3f}"
+        assert text == f"query {html.escape(LABELS[r], quote=False)} → key {html.escape(LABELS[c], quote=False)}: {expected}"
 
 
 def test_allowed_matrix_broadcasts_padding_masks():

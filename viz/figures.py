@@ -24,8 +24,11 @@ from .panels import (
     HIGHLIGHT,
     ORANGE,
     ROW_PX,
+    SCORES_HOVER,
     VERMILLION,
+    WEIGHTS_HOVER,
     Array,
+    Hover,
     Panel,
     PanelGrid,
     allowed_matrix,
@@ -56,7 +59,8 @@ def plot_layer_grid(atts: Sequence[AttentionTrace], q_labels: Sequence[str], k_l
         allowed = allowed_matrix(att.mask, *weights.shape)
         for h in range(n_heads):
             index = layer * n_heads + h
-            panel = Panel(weights[h], titles[index], q_labels, k_labels, allowed[h], signed=False)
+            panel = Panel(weights[h], titles[index], q_labels, k_labels, allowed[h], signed=False,
+                          hover=WEIGHTS_HOVER)
             grid.add_panel(panel, index, show_scale=index == 0, tick_labels=index % cols == 0,
                            x_tick_labels=index // cols + 1 == grid_rows)
     if highlight_head is not None and len(atts) == 1:
@@ -68,9 +72,11 @@ def plot_layer_grid(atts: Sequence[AttentionTrace], q_labels: Sequence[str], k_l
 def plot_attention_input(x_query: Array, x_kv: Array, q_labels: Sequence[str], k_labels: Sequence[str],
                          cross: bool) -> go.Figure:
     """X, the (T x d_model) input of attention; for cross-attention also the encoder output it reads."""
-    panels = [Panel(to_numpy(x_query)[0], "X (decoder side: gives the queries)" if cross else "X", q_labels, None)]
+    hover = Hover("token", "dimension", "x")
+    panels = [Panel(to_numpy(x_query)[0], "X (decoder side: gives the queries)" if cross else "X", q_labels, None,
+                    hover=hover)]
     if cross:
-        panels.append(Panel(to_numpy(x_kv)[0], "encoder output (gives keys and values)", k_labels, None))
+        panels.append(Panel(to_numpy(x_kv)[0], "encoder output (gives keys and values)", k_labels, None, hover=hover))
     return plot_panels(panels, "What enters attention: one row per token, d_model columns",
                        row_count=max(len(q_labels), len(k_labels)))
 
@@ -80,9 +86,12 @@ def plot_qkv(att: AttentionTrace, head: int, q_labels: Sequence[str], k_labels: 
     """Q (T_q x Dh) of one head and the K, V (T_k x Dh) of the key/value head it reads."""
     kv_head = head // (att.q.shape[1] // att.k.shape[1])
     panels = [
-        Panel(to_numpy(att.q)[0, head], f"Q (head {head})", q_labels, None, highlight=(query, None)),
-        Panel(to_numpy(att.k)[0, kv_head], f"K (kv head {kv_head})", k_labels, None, highlight=(key, None)),
-        Panel(to_numpy(att.v)[0, kv_head], f"V (kv head {kv_head})", k_labels, None, highlight=(key, None)),
+        Panel(to_numpy(att.q)[0, head], f"Q (head {head})", q_labels, None, highlight=(query, None),
+              hover=Hover("query", "dimension", "q")),
+        Panel(to_numpy(att.k)[0, kv_head], f"K (kv head {kv_head})", k_labels, None, highlight=(key, None),
+              hover=Hover("key", "dimension", "k")),
+        Panel(to_numpy(att.v)[0, kv_head], f"V (kv head {kv_head})", k_labels, None, highlight=(key, None),
+              hover=Hover("key", "dimension", "v")),
     ]
     return plot_panels(panels, "Queries, keys and values: one row per token, d_head columns",
                        row_count=max(len(q_labels), len(k_labels)))
@@ -99,9 +108,10 @@ def plot_scores(att: AttentionTrace, head: int, q_labels: Sequence[str], k_label
     # One colour scale for all three panels, so that the division by sqrt(d_head) shows as paler colours.
     limit = float(np.abs(raw).max()) or 1.0
     panels = [
-        Panel(raw, "QKᵀ", q_labels, k_labels, highlight=spot, limit=limit),
-        Panel(scaled, f"÷ √{d_head}", q_labels, k_labels, highlight=spot, limit=limit),
-        Panel(scaled, "mask applied (grey = masked)", q_labels, k_labels, allowed, highlight=spot, limit=limit),
+        Panel(raw, "QKᵀ", q_labels, k_labels, highlight=spot, limit=limit, hover=SCORES_HOVER),
+        Panel(scaled, f"÷ √{d_head}", q_labels, k_labels, highlight=spot, limit=limit, hover=SCORES_HOVER),
+        Panel(scaled, "mask applied (grey = masked)", q_labels, k_labels, allowed, highlight=spot, limit=limit,
+              hover=SCORES_HOVER),
     ]
     return plot_panels(panels, f"Scores of head {head} on one colour scale: rows are queries, columns are keys")
 
@@ -112,13 +122,14 @@ def plot_attention_weights(att: AttentionTrace, head: int, q_labels: Sequence[st
     weights = to_numpy(att.weights)[0, head]
     allowed = allowed_matrix(att.mask, att.weights.shape[1], *weights.shape)[head]
     return plot_matrix(Panel(weights, f"head {head}", q_labels, k_labels, allowed, signed=False,
-                             highlight=(query, key)), title)
+                             highlight=(query, key), hover=WEIGHTS_HOVER), title)
 
 
 def plot_head_output(att: AttentionTrace, head: int, q_labels: Sequence[str], query: int | None = None) -> go.Figure:
     """weights x V: each query's mix of value vectors (T_q x Dh)."""
     out = to_numpy(att.head_outputs)[0, head]
-    return plot_matrix(Panel(out, f"head {head} output", q_labels, None, highlight=(query, None)),
+    return plot_matrix(Panel(out, f"head {head} output", q_labels, None, highlight=(query, None),
+                             hover=Hover("query", "dimension", "output")),
                        "Weights × V: each row is a weighted average of the rows of V")
 
 
@@ -128,8 +139,9 @@ def plot_concat_output(att: AttentionTrace, q_labels: Sequence[str], query: int 
     d_head = att.q.shape[-1]
     panels = [
         Panel(concatenated, f"concat of {att.q.shape[1]} heads", q_labels, None, highlight=(query, None),
-              boundaries=d_head),
-        Panel(to_numpy(att.output)[0], "× W_O = attention output", q_labels, None, highlight=(query, None)),
+              boundaries=d_head, hover=Hover("query", "dimension", "value")),
+        Panel(to_numpy(att.output)[0], "× W_O = attention output", q_labels, None, highlight=(query, None),
+              hover=Hover("query", "dimension", "output")),
     ]
     return plot_panels(panels, "Heads concatenated, then the output projection")
 

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from explain.cache import CalculatorResult
 from explain.compare import FamilyQuality
+from explain.labels import ACCURACY_POSITION_AXIS
 from model.attention import AttentionTrace
 from model.config import kv_head_of
 from model.decode_speed import SpeedPoint
@@ -83,7 +84,7 @@ def plot_decode_speed(points: Sequence[SpeedPoint]) -> go.Figure:
 
 
 def plot_position_accuracy(quality: FamilyQuality) -> go.Figure:
-    """Accuracy by predicted position, one line per model (the reversal models' quality, side by side)."""
+    """Accuracy by position (ACCURACY_POSITION_AXIS), one line per model (the reversal models' quality, side by side)."""
     fig = go.Figure()
     measured = quality.measured
     for result in measured:
@@ -97,5 +98,5 @@ def plot_position_accuracy(quality: FamilyQuality) -> go.Figure:
                   line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")
     fig.add_hline(y=chance, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
     fig.update_layout(title="Accuracy by position on fresh sequences", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      xaxis={"title": "predicted position", "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.05]})
+                      xaxis={"title": ACCURACY_POSITION_AXIS, "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.05]})
     return fig

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from explain.experiments import AblationResult, PositionAccuracy
 from explain.hiding import HiddenTokens
 from explain.importance import ImportanceMap
+from explain.labels import ACCURACY_POSITION_AXIS
 from explain.lens import LensRecord
 
 from .panels import HIGHLIGHT, WEIGHTS_SCALE, plotly_labels
@@ -38,7 +39,7 @@ def plot_accuracy_by_position(intact: PositionAccuracy, ablated: PositionAccurac
                       line_width=0, annotation_text="determined by the input", annotation_position="top right")
     fig.update_layout(barmode="group", height=380, title=dict(text=html.escape(title)),
                       yaxis=dict(title="accuracy", range=[0, 1.05], tickformat=".0%"),
-                      xaxis=dict(title="position"), legend=dict(orientation="h", y=-0.25),
+                      xaxis=dict(title=ACCURACY_POSITION_AXIS), legend=dict(orientation="h", y=-0.25),
                       margin=dict(l=50, r=20, t=60, b=90))
     return fig
 

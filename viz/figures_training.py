@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from explain.labels import ACCURACY_POSITION_AXIS
 from model.training import TrainEvent
 
 from .panels import BLUE, GREY, MASKED_COLOR, VERMILLION, Array, to_numpy
@@ -69,7 +70,7 @@ def plot_accuracy_by_position(accuracy: Sequence[float], n: int, chance: float, 
     fig.add_hline(y=chance, line={"dash": "dot", "color": CHANCE_COLOUR}, annotation_text="chance")
     fig.update_layout(title=f"Accuracy by position (step {step})", height=300,
                       margin={"l": 60, "r": 20, "t": 60, "b": 50}, yaxis={"title": "accuracy", "range": [0, 1.05]},
-                      xaxis={"type": "category", "title": "position p predicts token p + 1"})
+                      xaxis={"type": "category", "title": ACCURACY_POSITION_AXIS})
     return fig
 
 

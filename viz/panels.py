@@ -5,7 +5,7 @@ Pure functions and plain dicts: no Streamlit here. Conventions (see viz/figures.
   so two "the" rows would silently become one. Every text is HTML-escaped for plotly, whose
   text rendering understands a few tags (<b>, <a href>, <br>...); a token like "<b>" must show as typed.
 - Masked cells are NaN in the heatmap, with the hover text "masked", over a flat MASKED_COLOR
-  layer (`masked_layer`): drawn grey, never as a zero weight, which would read "allowed but ignored".
+  layer (`masked_layer_spec`): drawn grey, never as a zero weight, which would read "allowed but ignored".
 - Rows run top to bottom (position 0 at the top), like the matrices in the formulas.
 """
 
@@ -19,6 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from explain.labels import hover_name, hover_text, prompt_rows
+
 # Okabe and Ito's colour-blind-safe palette: every categorical colour of the figures comes from here.
 BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, GREY = (
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#7F7F7F")
@@ -27,6 +29,7 @@ MASKED_COLOR = "#bdbdbd"
 WEIGHTS_SCALE = "Blues"
 SIGNED_SCALE = "RdBu_r"
 HIGHLIGHT = VERMILLION
+PROMPT_LINE = "#222222"  # dashed: where the prompt ends and the model's own part begins
 ROW_PX, MIN_HEIGHT, MAX_HEIGHT = 22, 260, 900
 Array = np.ndarray | torch.Tensor  # what a figure accepts as numbers: a trace's tensors or the records' arrays
 
@@ -57,6 +60,20 @@ def allowed_matrix(mask: Array | None, n_heads: int, t_q: int, t_k: int) -> np.n
 
 
 @dataclass(frozen=True)
+class Hover:
+    """What a panel's hover text calls its rows, columns and values: "query 12 '1' → key 2 '4': weight 0.935"."""
+
+    row: str = "row"
+    col: str = "column"
+    value: str = "value"
+    digits: int = 3
+
+
+WEIGHTS_HOVER = Hover("query", "key", "weight")
+SCORES_HOVER = Hover("query", "key", "score")
+
+
+@dataclass(frozen=True)
 class Panel:
     """One heatmap of a multi-panel figure. rows/cols: labels, or None for numbered dimensions."""
 
@@ -69,6 +86,7 @@ class Panel:
     highlight: tuple[int | None, int | None] | None = None  # (row, col) outlined; None parts skipped
     boundaries: int | None = None  # draw a vertical line every this many columns (heads side by side)
     limit: float | None = None  # signed panels: colours span [-limit, limit] (panels that share one scale)
+    hover: Hover = Hover()  # what the hover text calls rows, columns and values
 
 
 def heatmap_trace(panel: Panel, show_scale: bool = True, colorbar_x: float | None = None) -> go.Heatmap:
@@ -83,17 +101,9 @@ def heatmap_spec(panel: Panel, show_scale: bool = True, colorbar_x: float | None
         raise ValueError(f"a heatmap needs a 2-D matrix, got shape {values.shape}.")
     rows, cols = _axis_labels(panel, values.shape)
     z = values.copy()
-    if panel.allowed is not None and not np.all(panel.allowed):
-        # Masked cells are NaN (drawn grey by `masked_layer`) and hover as "masked": each cell's hover
-        # text is spelled out. Unmasked panels let plotly format z itself, which keeps a T x d_model
-        # panel's figure about 40% smaller for the browser to parse.
-        allowed = np.asarray(panel.allowed, dtype=bool)
-        z[~allowed] = np.nan
-        hover = np.vectorize(lambda v: f"{v:.4f}")(values).astype(object)
-        hover[~allowed] = "masked"
-        hovered = dict(customdata=hover, hovertemplate="row %{y}<br>column %{x}<br>%{customdata}<extra></extra>")
-    else:
-        hovered = dict(hovertemplate="row %{y}<br>column %{x}<br>%{z:.4f}<extra></extra>")
+    allowed = np.ones(values.shape, dtype=bool) if panel.allowed is None else np.asarray(panel.allowed, dtype=bool)
+    z[~allowed] = np.nan
+    hovered = _hover(panel, values, allowed)
     colorbar = dict(thickness=10, len=0.85) | ({"x": colorbar_x, "xanchor": "left"} if colorbar_x is not None else {})
     if panel.signed and panel.limit is not None:
         scale = dict(colorscale=SIGNED_SCALE, zmin=-panel.limit, zmax=panel.limit)
@@ -103,6 +113,27 @@ def heatmap_spec(panel: Panel, show_scale: bool = True, colorbar_x: float | None
         scale = dict(colorscale=WEIGHTS_SCALE, zmin=0.0, zmax=1.0)
     return dict(type="heatmap", z=z, x=cols, y=rows, hoverongaps=True, showscale=show_scale, colorbar=colorbar,
                 name=html.escape(panel.title), **hovered, **scale)
+
+
+def _hover(panel: Panel, values: np.ndarray, allowed: np.ndarray) -> dict[str, Any]:
+    """Hover text naming what it shows: "query 12 '1' → key 2 '4': weight 0.935", or "...: masked".
+
+    Cells are spelled out one by one only where a template over the tick labels cannot say it (masked cells,
+    hover names unlike the ticks): a template keeps a T x d_model figure about 40% smaller for the browser.
+    """
+    names = panel.hover
+    rows = [hover_name(r) for r in panel.rows] if panel.rows is not None else [str(i) for i in range(values.shape[0])]
+    cols = [hover_name(c) for c in panel.cols] if panel.cols is not None else [str(j) for j in range(values.shape[1])]
+    plain = all(n == str(r) for n, r in zip(rows, panel.rows or rows)) and all(
+        n == str(c) for n, c in zip(cols, panel.cols or cols))
+    if np.all(allowed) and (plain or panel.cols is None):
+        row, col, value = (html.escape(n, quote=False) for n in (names.row, names.col, names.value))
+        joint = " →" if plain else ","
+        return dict(hovertemplate=f"{row} %{{y}}{joint} {col} %{{x}}: {value} %{{z:.{names.digits}f}}<extra></extra>")
+    text = [[html.escape(hover_text(names.row, rows[i], names.col, cols[j], names.value,
+                                    float(values[i, j]) if allowed[i, j] else None, names.digits), quote=False)
+             for j in range(values.shape[1])] for i in range(values.shape[0])]
+    return dict(customdata=np.array(text, dtype=object), hovertemplate="%{customdata}<extra></extra>")
 
 
 def _axis_labels(panel: Panel, shape: tuple[int, ...]) -> tuple[list, list]:
@@ -115,14 +146,8 @@ def _axis_labels(panel: Panel, shape: tuple[int, ...]) -> tuple[list, list]:
     return rows, cols
 
 
-def masked_layer(panel: Panel) -> go.Heatmap | None:
-    """A flat grey heatmap under the masked cells (None when nothing is masked): NaN cells above show it."""
-    spec = masked_layer_spec(panel)
-    return None if spec is None else go.Heatmap(**spec)
-
-
 def masked_layer_spec(panel: Panel) -> dict[str, Any] | None:
-    """`masked_layer` as a plain dict."""
+    """A flat grey heatmap under the masked cells (None when nothing is masked): NaN cells above show it."""
     if panel.allowed is None or np.all(panel.allowed):
         return None
     rows, cols = _axis_labels(panel, to_numpy(panel.values).shape)
@@ -222,11 +247,25 @@ class PanelGrid:
         shape = to_numpy(panel.values).shape
         if panel.highlight is not None:
             self._outline(index, panel.highlight, shape)
+        self._prompt_lines(index, panel)
         if panel.boundaries:
             x_ref, y_ref = self.refs(index)
             for x in range(panel.boundaries, shape[1], panel.boundaries):
                 self.shapes.append(dict(type="line", x0=x - 0.5, x1=x - 0.5, xref=x_ref, y0=0, y1=1,
                                         yref=f"{y_ref} domain", line=dict(color="black", width=1.5)))
+
+    def _prompt_lines(self, index: int, panel: Panel) -> None:
+        """A dashed line where the prompt's rows (and columns) end and the model's own part begins."""
+        x_ref, y_ref = self.refs(index)
+        end_row = prompt_rows(panel.rows) if panel.rows is not None else None
+        end_col = prompt_rows(panel.cols) if panel.cols is not None else None
+        line = dict(color=PROMPT_LINE, width=2, dash="dash")
+        if end_row is not None:
+            self.shapes.append(dict(type="line", y0=end_row - 0.5, y1=end_row - 0.5, yref=y_ref, x0=0, x1=1,
+                                    xref=f"{x_ref} domain", line=line))
+        if end_col is not None:
+            self.shapes.append(dict(type="line", x0=end_col - 0.5, x1=end_col - 0.5, xref=x_ref, y0=0, y1=1,
+                                    yref=f"{y_ref} domain", line=line))
 
     def _outline(self, index: int, spot: tuple[int | None, int | None], shape: tuple[int, ...]) -> None:
         """Outline a picked row, column or cell (indices into the matrix) in the highlight colour."""
