@@ -3,16 +3,19 @@
     python -m benchmarks.page_cost                  # every inspection page, 8 random changes each
     python -m benchmarks.page_cost --actions 4 --pages heatmaps attention_steps
 
-The load test (`benchmarks/load.py`) shows where a class's CPU goes in total; this shows which page
+The load test (`benchmarks/load/`) shows where a class's CPU goes in total; this shows which page
 spends it. One server, one headless Chromium, one browser context, nothing else running on purpose.
 For every change (the same random widget changes as the load test, seeded) it records:
 
-- latency: the input event to the server's `script_finished`, in the browser (as in load.py);
+- latency: the input event to the server's `script_finished`, in the browser (as in the load test);
 - render: from the input event until the page's main thread has been idle for `--settle` seconds
   (so every chart is drawn), minus that idle tail;
-- main thread: Chromium's own `TaskDuration` of the page (DevTools Performance.getMetrics): the CPU
-  the page's JavaScript, style, layout and paint tasks took, iframes of the same origin included;
-- Chromium CPU: user + system time of every Chromium process (/proc), GPU and network processes included;
+- main thread: Chromium's own `TaskDuration` of the page (DevTools Performance.getMetrics): the wall
+  time of the page's JavaScript, style, layout and paint tasks, iframes of the same origin included;
+  it grows when other processes take the cores;
+- main thread CPU: user + system time of the renderers' main threads (/proc/PID/task/PID), the same
+  work counted in CPU time, which other processes do not inflate;
+- Chromium CPU: user + system time of this run's Chromium processes (/proc), GPU and network included;
 - server CPU: the same for the `streamlit run` process.
 
 Medians per page; the machine is shared, so compare pages and commits with each other in one run.
@@ -44,12 +47,13 @@ from .load import (
 )
 
 
-def cpu_seconds(pids: set[int]) -> float:
+def cpu_seconds(pids: set[int], main_thread_only: bool = False) -> float:
+    """User + system seconds of the processes (or of their main threads only)."""
     total = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as f:
+            with open(f"/proc/{pid}/task/{pid}/stat" if main_thread_only else f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / ticks
         except (OSError, IndexError, ValueError):
@@ -57,17 +61,27 @@ def cpu_seconds(pids: set[int]) -> float:
     return total
 
 
+def is_renderer(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"--type=renderer" in f.read()
+    except OSError:
+        return False
+
+
 class Meter:
-    """CPU seconds of the server's and of Chromium's processes, read on demand."""
+    """CPU seconds of the server's processes, of this run's Chromium and of its renderers' main threads."""
 
     def __init__(self, server_pid: int):
         self.server_pid = server_pid
 
-    def read(self) -> tuple[float, float]:
+    def read(self) -> tuple[float, float, float]:
         tree = _proc_tree()
         server = _descendants(self.server_pid, tree)
-        chromium = {pid for pid, (_, name) in tree.items() if name.startswith("chrom")}
-        return cpu_seconds(server), cpu_seconds(chromium)
+        # Only this run's browser (a child of Playwright's driver, our child): other Chromiums may share the machine.
+        chromium = {pid for pid in _descendants(os.getpid(), tree) - server if tree[pid][1].startswith("chrom")}
+        renderers = {pid for pid in chromium if is_renderer(pid)}
+        return cpu_seconds(server), cpu_seconds(chromium), cpu_seconds(renderers, main_thread_only=True)
 
 
 async def task_duration(cdp) -> float:
@@ -114,7 +128,7 @@ async def measure(args: argparse.Namespace) -> list[dict]:
             await settle(cdp, args.settle)
             for page_name in args.pages:
                 for index in range(args.actions + 1):  # the first is the navigation itself
-                    server_0, chromium_0 = meter.read()
+                    server_0, chromium_0, renderer_0 = meter.read()
                     main_0, t0 = await task_duration(cdp), time.monotonic()
                     n_before = len(run.actions)
                     print(f"{page_name}: change {index}", file=sys.stderr, flush=True)
@@ -123,13 +137,14 @@ async def measure(args: argparse.Namespace) -> list[dict]:
                     else:
                         await student.act()
                     last_work = await settle(cdp, args.settle)
-                    server_1, chromium_1 = meter.read()
+                    server_1, chromium_1, renderer_1 = meter.read()
                     action = run.actions[n_before] if len(run.actions) > n_before else None
                     rows.append({
                         "page": page_name, "kind": action.kind if action else "none",
                         "latency_s": action.latency_s if action else None,
                         "render_s": last_work - t0,
                         "main_thread_s": await task_duration(cdp) - main_0,
+                        "main_thread_cpu_s": renderer_1 - renderer_0,
                         "chromium_cpu_s": chromium_1 - chromium_0,
                         "server_cpu_s": server_1 - server_0,
                     })
@@ -142,7 +157,7 @@ async def measure(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-COLUMNS = ["latency_s", "render_s", "main_thread_s", "chromium_cpu_s", "server_cpu_s"]
+COLUMNS = ["latency_s", "render_s", "main_thread_s", "main_thread_cpu_s", "chromium_cpu_s", "server_cpu_s"]
 
 
 def median_row(key: str, group: list[dict]) -> str:
