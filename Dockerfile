@@ -29,6 +29,7 @@ RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin playground \
 COPY .streamlit/ ./.streamlit/
 COPY app.py ./
 COPY app_lib/ ./app_lib/
+COPY explain/ ./explain/
 COPY pages/ ./pages/
 COPY viz/ ./viz/
 COPY static/ ./static/

@@ -54,16 +54,16 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
                 "to switch heads on and off), the layer menu changes layer. "
                 + ("The *Attention* menu switches between encoder, decoder and cross-attention."
                    if prepared.architecture == "transformer" else ""))
-    html_frame(views.head_html, views.head_height)
+    html_frame(views.head_frame, views.head_height)
     # The HTML is handed over when the button is pressed (a callable), not stored per session and run:
     # inside this fragment, stored files raced with its reruns (a 404 in the load test), and each
     # student's copy took memory.
-    st.download_button("Download the head view (HTML, works offline)", lambda html=views.head_html: html,
+    st.download_button("Download the head view (HTML, works offline)", lambda views=views: views.head_html,
                        file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:",
                        on_click="ignore")
     st.markdown("**Model view.** Every layer (rows) and head (columns) at once; click a thumbnail to enlarge it.")
-    html_frame(views.model_html, views.model_height)
-    st.download_button("Download the model view (HTML, works offline)", lambda html=views.model_html: html,
+    html_frame(views.model_frame, views.model_height)
+    st.download_button("Download the model view (HTML, works offline)", lambda views=views: views.model_html,
                        file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:",
                        on_click="ignore")
 

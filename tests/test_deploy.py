@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from app_lib.checkpoints import USER_MODELS_ENV
 from app_lib.training_queue import DEFAULT_MAX_RUNS, MAX_RUNS_ENV
 from app_lib.uploads import MAX_UPLOAD_MB
+from app_lib.user_models import USER_MODELS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKDIR = "/app"
@@ -35,8 +35,9 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 # Everything the app imports or reads at run time; each must reach the image.
-APP_FILES = ("app.py", "app_lib", "pages", "model", "viz", "static", "data", "checkpoints", ".streamlit",
+APP_FILES = ("app.py", "app_lib", "explain", "pages", "model", "viz", "static", "data", "checkpoints", ".streamlit",
              "scripts/serve.sh")
+NOT_IN_THE_IMAGE = {"tests", "benchmarks"}  # Python packages the running app never imports
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -126,6 +127,11 @@ def test_dockerfile_runs_as_non_root_after_setup():
     last_user = len(keywords) - 1 - keywords[::-1].index("USER")
     assert "RUN" not in keywords[last_user:], "RUN after USER would run as the unprivileged user"
     assert keywords.index("ENTRYPOINT") > last_user
+
+
+def test_every_package_of_the_app_is_in_the_image_list():
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - NOT_IN_THE_IMAGE
+    assert packages <= set(APP_FILES), f"packages missing from APP_FILES (and so maybe the image): {packages - set(APP_FILES)}"
 
 
 def test_dockerfile_copies_the_app_and_checkpoints():
