@@ -159,3 +159,47 @@ def url_slider(label: str, key: str, *, min_value: int, max_value: int, default:
     if raw is not None and not (re.fullmatch(r"-?[0-9]+", raw) and min_value <= int(raw) <= max_value):
         _warn_link_value(key, raw, f"not a whole number from {min_value} to {max_value}", str(value), where)
     return value
+
+
+def url_float_slider(label: str, key: str, *, min_value: float, max_value: float, default: float, step: float,
+                     where=st, help: str | None = None) -> float:
+    """A slider of decimal numbers bound to ?key=number; a link's value outside the range gets a note."""
+    raw = st.query_params.get(key)  # read first: binding the widget rewrites a value it cannot take
+    value = where.slider(label, min_value=min_value, max_value=max_value, value=default, step=step, key=key,
+                         bind="query-params", help=help)
+    if raw is not None and not (_is_number(raw) and min_value <= float(raw) <= max_value):
+        _warn_link_value(key, raw, f"not a number from {min_value} to {max_value}", str(value), where)
+    return value
+
+
+def url_number_input(label: str, key: str, *, min_value: int, max_value: int, default: int, where=st,
+                     help: str | None = None) -> int:
+    """A whole-number input bound to ?key=number; a link's value it cannot take gets a note."""
+    raw = st.query_params.get(key)  # read first: binding the widget rewrites a value it cannot take
+    value = where.number_input(label, min_value=min_value, max_value=max_value, value=default, step=1, key=key,
+                               bind="query-params", help=help)
+    if raw is not None and not (re.fullmatch(r"[0-9]+", raw) and min_value <= int(raw) <= max_value):
+        _warn_link_value(key, raw, f"not a whole number from {min_value} to {max_value}", str(value), where)
+    return value
+
+
+def _is_number(raw: str) -> bool:
+    return re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", raw) is not None
+
+
+def url_number_field(label: str, key: str, *, default: int | float, step: int | float | None = None,
+                     format: str | None = None, where=st, help: str | None = None) -> int | float:
+    """A number input (whole or decimal) bound to ?key=number, starting at `default`; a link's value that is
+    no number gets a note.
+
+    Unlike url_number_input, no min or max: a value out of range is the caller's to refuse, with its reason. As in
+    url_text_input, `default` is passed only while the widget holds no value, so that a callback may
+    set the value through st.session_state without Streamlit's warning about both.
+    """
+    raw = st.query_params.get(key)  # read first: binding the widget rewrites a value it cannot take
+    value = None if key in st.session_state else default
+    number = where.number_input(label, value=value, step=step, format=format, key=key, bind="query-params",
+                                help=help)
+    if raw is not None and not re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE]-?[0-9]+)?", raw):
+        _warn_link_value(key, raw, "not a number", str(number if number is not None else default), where)
+    return number if number is not None else default

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explain.inputs import Note, code_span
+from explain.labels import special_token_note
 from explain.trace import PreparedTrace
 
 from .runlog import timed_run
@@ -63,6 +64,9 @@ def traced_input(selection: Selection) -> PreparedTrace:
         if prepared.answer_how:
             line += f" ({prepared.answer_how})"
     st.markdown(line)
+    special = special_token_note(prepared.tokens + prepared.target_tokens + prepared.predictions)
+    if special:
+        st.caption(f"Special and invisible tokens here: {special}.")
     return prepared
 
 

@@ -41,6 +41,7 @@ class GenerationView:
     cache: CacheBreakdown  # the self-attention cache now
     cross_cache_bytes: int | None  # encoder-decoder: the encoder's K/V, cached once
     curves: tuple[CacheCurve, ...]  # the cache with MHA, GQA and MQA versions of this shape, step by step
+    generated_text: str = ""  # the generated tokens decoded into text
 
     @property
     def cross_cache_text(self) -> str:
@@ -225,6 +226,7 @@ def generation_view(checkpoint: LoadedCheckpoint, session: GenerationSession) ->
         cross_cache_bytes=steps[-1].cross_cache_bytes if seq2seq else None,
         curves=variant_curves(config.n_layers, config.n_heads, n_kv_heads, d_head,
                               tuple(s.cache_length for s in steps)),
+        generated_text=tokenizer.decode(list(session.generated)),
     )
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_lib.checkpoints import version_of
-from app_lib.state import current_selection
+from app_lib.state import current_selection, url_float_slider, url_number_input, url_selectbox, url_toggle
 from app_lib.ui import chart, intro, page_fragment, show_notes
 from explain.generation import (
     cache_tensors,
@@ -14,6 +14,7 @@ from explain.generation import (
     suppression_note,
 )
 from explain.inputs import code_span, read_input
+from explain.labels import LABEL_NOTE, VOCABULARY_NOTE
 from model.generation_trace import session_for
 from viz.figures_generation import (
     plot_cache_growth,
@@ -44,12 +45,15 @@ if not model_input.ok:
     st.stop()
 
 controls = st.columns(3)
-temperature = controls[0].slider("Temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.1, key="kv_temperature")
-top_k = controls[1].number_input("Top-k (0 = all tokens)", 0, tokenizer.vocab_size, 0, key="kv_top_k")
-top_p = controls[2].slider("Top-p (1 = all tokens)", 0.05, 1.0, 1.0, 0.05, key="kv_top_p",
-                           help="Keep the fewest most likely tokens whose probabilities add up to at least p.")
+temperature = url_float_slider("Temperature (0 = greedy)", "kv_temperature", min_value=0.0, max_value=2.0,
+                               default=0.0, step=0.1, where=controls[0])
+top_k = url_number_input("Top-k (0 = all tokens)", "kv_top_k", min_value=0, max_value=tokenizer.vocab_size, default=0,
+                         where=controls[1])
+top_p = url_float_slider("Top-p (1 = all tokens)", "kv_top_p", min_value=0.05, max_value=1.0, default=1.0, step=0.05,
+                         where=controls[2],
+                         help="Keep the fewest most likely tokens whose probabilities add up to at least p.")
 options = st.columns([4, 1, 1], vertical_alignment="center")
-never_special = options[0].toggle("Never generate special tokens", value=True, key="kv_never_special")
+never_special = url_toggle("Never generate special tokens", "kv_never_special", default=True, where=options[0])
 autoplay = options[2].toggle("Autoplay", key="kv_autoplay")
 st.caption(suppression_note(tokenizer))
 settings = settings_from_controls(temperature, top_k, top_p, never_special, tokenizer)
@@ -85,26 +89,27 @@ def generation_section() -> None:
     step_row[0].button("Next token", on_click=advance, type="primary", key="kv_next", disabled=session.finished,
                        width="stretch")
     step_row[1].markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
+                         + (f" · as text: {code_span(view.generated_text)}" if view.generated else "")
                          + (" · **finished** (context full or end token)" if view.finished else ""))
     choice = next_token_choice(last, settings, view.vocabulary)  # redrawn from the step's logits, no model run
     chart(plot_next_token(choice.probabilities, view.vocabulary, choice.chosen, title=choice.title, kept=choice.kept,
                           drawn=choice.drawn), "next_token")
-    st.caption(choice.summary)
+    st.caption(f"{choice.summary} {VOCABULARY_NOTE}")
 
-    layer = st.selectbox("Layer", range(config.n_layers), key="kv_layer")
+    layer = url_selectbox("Layer", range(config.n_layers), "kv_layer")
     layer_step = last.layers[layer]
     prefill = view.prefill
     if prefill.query_length > 1:
         chart(plot_prefill_scores(prefill.layers[layer].scaled_scores, prefill.mask, view.prompt_labels, layer),
               "prefill_scores")
         st.caption("Prefill: the prompt's tokens are queries all at once, so query i must be kept from keys "
-                   "after it in the same pass: the causal mask (grey) is needed here, exactly as in training.")
+                   f"after it in the same pass: the causal mask (grey) is needed here, exactly as in training. {LABEL_NOTE}")
     else:
         st.caption("The decoder starts from the single start token, so its prefill is one query: no mask.")
     if last.kind == "decode":
         chart(plot_decode_row(layer_step.weights, labels, labels[-1], layer), "decode_row")
         st.caption("Decode: one query (the newest token) over every cached key. All of them are in its past, "
-                   "so the mask row would be all allowed: no mask is applied, and none is needed.")
+                   f"so the mask row would be all allowed: no mask is applied, and none is needed. {LABEL_NOTE}")
     else:
         st.info("Press **Next token** for the first decode step: one new query row over the cached keys.")
     if layer_step.cross_weights is not None:
@@ -122,7 +127,10 @@ def generation_section() -> None:
                    f"{view.cross_cache_text}." if view.cross_cache_bytes is not None else ""))
     keys, values = cache_tensors(session, layer)
     chart(plot_cache_tensors(keys, values, labels, layer, new_rows=last.query_length), "cache_tensors")
+    st.caption(f"One row per cached token, one column per dimension of the head. {LABEL_NOTE}")
     chart(plot_cache_growth(view.step_indices, view.measured_bytes, view.curves, name), "cache_growth")
+    st.caption("Measured bytes of this model's cache (solid) and the formula for the MHA, GQA and MQA versions of "
+               "its shape (dashed), in binary units (KiB, MiB) as in the text above.")
 
     st.subheader("With and without the cache")
     chart(plot_step_times(view.cache_lengths, view.cached_ms, view.uncached_ms), "step_times")
@@ -130,10 +138,12 @@ def generation_section() -> None:
     (st.success if same else st.error)(
         f"Recomputing the whole sequence at every step (no cache) gives the {'same' if same else 'DIFFERENT'} next "
         f"token at all {len(view.steps)} steps; the largest probability difference is {view.largest_difference:.1e}.")
-    st.caption("Without a cache each step processes all T tokens again, so its cost grows with T; with the cache "
-               "a step processes one token. For models this small, fixed Python overhead per call hides much of "
-               "the gap: the uncached line rises clearly only with long inputs (try a Shakespeare model). These are "
-               "real timings on a shared server: a lone spike means something else was busy at that moment.")
+    st.caption("Without a cache each step runs the model over all T tokens again, so its work grows with T; with "
+               "the cache a step runs it over one token. On models this small the work of a step is tiny next to "
+               "the fixed cost of calling the model (Python and PyTorch overhead, the same at every length), so "
+               "both lines stay close and flat at these lengths: the gain shows only at long lengths and in "
+               "large models, where the work dominates. These are real timings on a shared server: a lone spike "
+               "means something else was busy at that moment.")
 
 
 generation_section()

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explain.cache import CacheCurve
+from explain.labels import vocabulary_label
 
 from .panels import (
     BLUE,
@@ -62,7 +63,7 @@ def plot_next_token(probabilities: Array, vocabulary: Sequence[str], chosen: int
     if chosen not in order:
         order[-1] = chosen
     order.sort(key=lambda i: (not allowed[i], -probs[i]))
-    labels = plotly_labels([f"{i}:{vocabulary[i]}" for i in order])
+    labels = plotly_labels([vocabulary_label(i, vocabulary[i]) for i in order])
     fig = go.Figure()
     groups = [("chosen", CHOSEN_COLOUR, lambda i: i == chosen), ("kept", KEPT_COLOUR, lambda i: allowed[i]),
               ("cut (never drawn)", CUT_COLOUR, lambda i: not allowed[i])]
@@ -84,7 +85,7 @@ def plot_next_token(probabilities: Array, vocabulary: Sequence[str], chosen: int
     fig.update_layout(title=html.escape(title + suffix), yaxis={"title": "probability", "range": [0, 1.05]}, height=320,
                       barmode="overlay", legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
                                                  "yanchor": "bottom"},
-                      xaxis={"type": "category", "title": "token (id:text)", "categoryorder": "array",
+                      xaxis={"type": "category", "title": "token (id in the vocabulary)", "categoryorder": "array",
                              "categoryarray": labels},
                       margin={"l": 60, "r": 20, "t": 80, "b": 80})
     return fig
@@ -155,15 +156,31 @@ def plot_cache_growth(steps: Sequence[int], measured_bytes: Sequence[int], curve
                       measured_name: str) -> go.Figure:
     """Cache bytes after every step: this model, measured, against the formula for MHA, GQA and MQA."""
     fig = go.Figure()
+    largest = max([*measured_bytes, *(b for curve in curves for b in curve.bytes_by_step)], default=0)
+    unit, scale = byte_unit(largest)
     for curve in curves:
-        fig.add_trace(go.Scatter(x=list(steps), y=list(curve.bytes_by_step), name=html.escape(f"{curve.label} (formula)"),
+        fig.add_trace(go.Scatter(x=list(steps), y=[b / scale for b in curve.bytes_by_step], name=html.escape(f"{curve.label} (formula)"),
                                  mode="lines+markers", marker={"size": 5, "symbol": "circle-open"},
                                  line={"dash": "dash", "color": variant_colour(curve.label)}))
-    fig.add_trace(go.Scatter(x=list(steps), y=list(measured_bytes), name=html.escape(f"{measured_name} (measured)"),
+    fig.add_trace(go.Scatter(x=list(steps), y=[b / scale for b in measured_bytes], name=html.escape(f"{measured_name} (measured)"),
                              mode="lines+markers", line={"color": MEASURED_COLOUR, "width": 3}))
     fig.update_layout(title="KV-cache size after each step", height=340, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      xaxis={"title": "step (0 = prefill)", "dtick": 1}, yaxis={"title": "bytes", "rangemode": "tozero"})
+                      xaxis={"title": "step (0 = prefill)", "dtick": 1}, yaxis={"title": unit, "rangemode": "tozero"})
     return fig
+
+
+def byte_unit(largest: float) -> tuple[str, int]:
+    """The binary unit model.kv_math.format_bytes writes `largest` in, and its size: ("KiB", 1024)."""
+    for power, unit in enumerate(("bytes", "KiB", "MiB", "GiB")):
+        if largest < 1024 ** (power + 1):
+            return unit, 1024 ** power
+    return "TiB", 1024 ** 4
+
+
+def whole_dtick(values: Sequence[float], ticks: int = 10) -> int:
+    """A whole-number tick step giving at most about `ticks` ticks: never two ticks rounded to one label."""
+    span = (max(values) - min(values)) if values else 0
+    return max(1, -(-int(span) // ticks))
 
 
 def plot_step_times(lengths: Sequence[int], cached_ms: Sequence[float], uncached_ms: Sequence[float]) -> go.Figure:
@@ -175,6 +192,6 @@ def plot_step_times(lengths: Sequence[int], cached_ms: Sequence[float], uncached
                    mode="lines+markers", line={"color": VARIANT_COLOURS["MQA"]}),
     ])
     fig.update_layout(title="Time per token, measured", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      xaxis={"title": "tokens in the sequence", "tickformat": "d"},
+                      xaxis={"title": "tokens in the sequence", "tickformat": "d", "dtick": whole_dtick(lengths)},
                       yaxis={"title": "milliseconds", "rangemode": "tozero"})
     return fig

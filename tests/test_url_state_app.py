@@ -1,0 +1,74 @@
+"""Issue 18's URL state and labels through AppTest: the KV-cache page's settings live in the URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app_lib.checkpoints import list_checkpoints
+
+pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+REVERSAL = "reversal-mha"
+needs_reversal = pytest.mark.skipif(REVERSAL not in {e.name for e in list_checkpoints()}, reason="no reversal-mha")
+
+
+def open_page(page: str, query: dict[str, str] | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params.update(query or {})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at) -> list[dict]:
+    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+
+
+@needs_reversal
+def test_a_kv_link_reopens_its_settings():
+    at = open_page("pages/kv_cache.py", {"checkpoint": REVERSAL, "kv_temperature": "0.8", "kv_top_k": "3",
+                                         "kv_top_p": "0.5", "kv_layer": "1", "kv_never_special": "false"})
+    assert at.slider(key="kv_temperature").value == pytest.approx(0.8)
+    assert at.number_input(key="kv_top_k").value == 3
+    assert at.slider(key="kv_top_p").value == pytest.approx(0.5)
+    assert at.selectbox(key="kv_layer").value == 1 and at.toggle(key="kv_never_special").value is False
+    assert not at.warning
+
+
+@needs_reversal
+def test_bad_kv_links_get_a_note():
+    bad = open_page("pages/kv_cache.py", {"checkpoint": REVERSAL, "kv_temperature": "hot", "kv_top_k": "-3"})
+    notes = " ".join(w.value for w in bad.warning)
+    assert "kv_temperature" in notes and "kv_top_k" in notes
+
+
+@needs_reversal
+def test_kv_charts_use_one_label_convention_and_say_their_units():
+    at = open_page("pages/kv_cache.py", {"checkpoint": REVERSAL})
+    at.button(key="kv_next").click().run()
+    charts = {f["layout"]["title"]["text"]: f for f in figures(at) if isinstance(f["layout"].get("title"), dict)}
+    next_token = next(f for t, f in charts.items() if t.startswith("Step"))
+    assert all("(id " in x and ":" not in x for trace in next_token["data"] for x in trace.get("x", []))
+    growth = charts["KV-cache size after each step"]
+    assert growth["layout"]["yaxis"]["title"]["text"] in ("bytes", "KiB", "MiB")
+    assert any("position:token" in c.value for c in at.caption)
+    assert any("as text:" in m.value for m in at.markdown)
+
+
+@needs_reversal
+def test_heatmap_rows_say_what_they_predict_and_hover_names_the_cell():
+    at = open_page("pages/heatmaps.py", {"checkpoint": REVERSAL})
+    one_head = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Layer 0, head 0"))
+    heatmap = next(t for t in one_head["data"] if t["type"] == "heatmap" and t.get("name") != "masked")
+    assert all(" → " in y for y in heatmap["y"])
+    hover = heatmap["customdata"][-1][0]
+    assert hover.startswith(f"query {len(heatmap['y']) - 1} '") and "→ key 0 '" in hover and ": weight " in hover
+    assert any(s.get("line", {}).get("dash") == "dash" for s in one_head["layout"].get("shapes", []))
+    assert any("predicts next" in c.value for c in at.caption)
