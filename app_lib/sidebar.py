@@ -15,7 +15,8 @@ from explain.models import model_card
 from model import CheckpointError, LoadedCheckpoint
 
 from .checkpoints import USER_PREFIX, CheckpointEntry, list_checkpoints, load_model, user_models_dir
-from .state import Selection, url_selectbox, url_text_input
+from .state import Selection, url_selectbox, url_text_input, url_toggle
+from .ui import PRESENT_KEY
 
 CHECKPOINT_KEY, TEXT_KEY = "checkpoint", "text"
 MAX_INPUT_CHARS = 2000
@@ -26,6 +27,8 @@ def render_sidebar() -> Selection | None:
     entries = list_checkpoints()
     usable = [e for e in entries if e.error is None]
     with st.sidebar:
+        url_toggle("Presentation mode", PRESENT_KEY, help="Large dark labels, every token labelled, values in the "
+                   "cells of small matrices, for a projector. In the link as ?present=true.")
         st.header("Model and input")
         if not usable:
             st.error(f"No usable checkpoint in `checkpoints/` or `{user_models_dir()}`. Train one with "

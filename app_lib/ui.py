@@ -13,6 +13,7 @@ import streamlit as st
 from explain.inputs import Note, code_span
 from explain.labels import special_token_note
 from explain.trace import PreparedTrace
+from viz.style import present
 
 from .runlog import timed_run
 from .state import Selection, session_owner
@@ -20,6 +21,30 @@ from .tracing import traced
 
 # Plotly's modebar stays on: its camera button downloads the figure as a PNG.
 PLOTLY_CONFIG = {"displaylogo": False, "displayModeBar": True}
+PRESENT_KEY = "present"  # the sidebar's presentation toggle, ?present=true in the URL
+# Scrolls to the URL's #anchor once the page has drawn it (Streamlit draws a page after the browser's
+# own jump to the anchor, so that jump finds nothing). Headings' ids are their text made into a slug;
+# a link may give only the start of one ("#3-scores"). It scrolls again as charts above settle, and
+# stops as soon as the user scrolls or after 15 s.
+SCROLL_TO_ANCHOR = """<script>
+(() => {
+  const want = decodeURIComponent(window.location.hash.slice(1)).toLowerCase();
+  if (!want || window.__tpScrolled === want) return;
+  window.__tpScrolled = want;
+  let tries = 0, found = 0, userScrolled = false;
+  const stop = () => { userScrolled = true; };
+  window.addEventListener("wheel", stop, {once: true});
+  window.addEventListener("touchmove", stop, {once: true});
+  window.addEventListener("keydown", stop, {once: true});
+  const timer = setInterval(() => {
+    tries += 1;
+    const target = document.getElementById(want)
+      || [...document.querySelectorAll("[id]")].find(e => e.id.toLowerCase().startsWith(want));
+    if (target && !userScrolled) { target.scrollIntoView({block: "start"}); found += 1; }
+    if (userScrolled || found >= 8 || tries > 60) clearInterval(timer);
+  }, 250);
+})();
+</script>"""
 
 
 def intro(title: str, text: str, formula: str | None = None) -> None:
@@ -28,6 +53,12 @@ def intro(title: str, text: str, formula: str | None = None) -> None:
     st.markdown(text)
     if formula:
         st.latex(formula)
+    st.html(SCROLL_TO_ANCHOR, unsafe_allow_javascript=True)
+
+
+def presenting() -> bool:
+    """True when the sidebar's presentation mode is on."""
+    return bool(st.session_state.get(PRESENT_KEY, False))
 
 
 def show_notes(notes: Sequence[Note]) -> None:
@@ -37,7 +68,10 @@ def show_notes(notes: Sequence[Note]) -> None:
 
 
 def chart(fig: go.Figure, name: str) -> None:
-    """A plotly chart at full width; the PNG download is named after the chart."""
+    """A plotly chart at full width; the PNG download is named after the chart. In presentation mode
+    the figure is restyled here, the one place (viz.style.present), so no page styles its own."""
+    if presenting():
+        fig = present(fig)
     filename = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
     config = PLOTLY_CONFIG | {"toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
     st.plotly_chart(fig, config=config, width="stretch", key=f"chart::{name}")

@@ -72,3 +72,29 @@ def test_heatmap_rows_say_what_they_predict_and_hover_names_the_cell():
     assert hover.startswith(f"query {len(heatmap['y']) - 1} '") and "→ key 0 '" in hover and ": weight " in hover
     assert any(s.get("line", {}).get("dash") == "dash" for s in one_head["layout"].get("shapes", []))
     assert any("predicts next" in c.value for c in at.caption)
+
+
+@needs_reversal
+@pytest.mark.parametrize("page", ["pages/heatmaps.py", "pages/attention_steps.py", "pages/kv_cache.py"])
+def test_presentation_mode_restyles_every_chart_from_the_link(page):
+    at = open_page(page, {"checkpoint": REVERSAL, "present": "true"})
+    assert at.toggle(key="present").value is True
+    for figure in figures(at):
+        layout = figure["layout"]
+        assert layout["height"] <= 720
+        axes = [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
+        assert axes and all(axis["tickfont"]["size"] >= 18 for axis in axes), layout.get("title")
+        for trace in figure["data"]:
+            if trace["type"] == "heatmap" and trace.get("name") != "masked" and len(trace.get("y", [])) <= 16:
+                if len(trace.get("x") or []) <= 16 and trace.get("x") is not None:
+                    assert trace.get("texttemplate") == "%{z:.2f}"
+
+
+@needs_reversal
+def test_presentation_mode_is_off_by_default_and_toggles():
+    at = open_page("pages/heatmaps.py", {"checkpoint": REVERSAL})
+    assert at.toggle(key="present").value is False
+    assert all("tickvals" not in figure["layout"].get("xaxis", {}) for figure in figures(at))
+    at.toggle(key="present").set_value(True).run()
+    assert not at.exception and all(figure["layout"]["height"] <= 720 for figure in figures(at))
+    assert all(figure["layout"]["xaxis"]["tickfont"]["size"] >= 18 for figure in figures(at))

@@ -1,0 +1,43 @@
+"""viz.style.present: the presentation restyling applied by app_lib.ui.chart."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explain.labels import row_labels, token_labels
+from viz.panels import Panel, plot_matrix
+from viz.style import MAX_HEIGHT_PX, PRESENT_FONT_PX, PRESENT_WEIGHTS_SCALE, present
+
+
+def weights_figure(n: int) -> go.Figure:
+    tokens = [str(i % 10) for i in range(n)]
+    rows, cols = row_labels(tokens, tokens[1:] + ["0"], n // 2), token_labels(tokens, n // 2)
+    return plot_matrix(Panel(np.full((n, n), 0.1), "w", rows, cols, np.tril(np.ones((n, n), bool)), signed=False), "t")
+
+
+def test_small_matrices_get_large_labels_every_token_and_their_values():
+    original = weights_figure(12)
+    fig = present(original)
+    assert fig.layout.xaxis.tickfont.size >= PRESENT_FONT_PX and fig.layout.yaxis.tickfont.size >= PRESENT_FONT_PX
+    assert list(fig.layout.xaxis.tickvals) == list(fig.data[-1].x) and list(fig.layout.yaxis.tickvals) == list(fig.data[-1].y)
+    assert fig.data[-1].texttemplate == "%{z:.2f}" and fig.data[0].name == "masked" and fig.data[0].texttemplate is None
+    assert [list(step) for step in fig.data[-1].colorscale] == [list(step) for step in PRESENT_WEIGHTS_SCALE]
+    assert original.layout.xaxis.tickfont.size is None  # a copy: the cached figure is left alone
+
+
+def test_the_weights_scale_shows_a_tenth():
+    at_tenth = dict((p, c) for p, c in PRESENT_WEIGHTS_SCALE)[0.1]
+    assert at_tenth != "#ffffff" and int(at_tenth[1:3], 16) < 0xC0  # a clear blue, not near white
+
+
+def test_large_matrices_keep_their_cells_plain_and_no_chart_is_taller_than_a_screen():
+    fig = present(weights_figure(30))
+    assert fig.data[-1].texttemplate is None and fig.layout.height <= MAX_HEIGHT_PX
+    assert len(fig.layout.yaxis.tickvals) == 30
+
+
+def test_plain_figures_get_large_dark_axes():
+    fig = present(go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout={"height": 2000, "title": "bars"}))
+    assert fig.layout.xaxis.tickfont.size == PRESENT_FONT_PX and fig.layout.yaxis.tickfont.color == "#111111"
+    assert fig.layout.height == MAX_HEIGHT_PX and fig.layout.title.font.size > PRESENT_FONT_PX

@@ -1,0 +1,105 @@
+"""Presentation mode: one restyling of any figure, for a projector at the back of a room. No Streamlit here.
+
+`present(fig)` returns a restyled copy; the UI applies it in one place (app_lib.ui.chart), so no page
+styles its own figures. What it does, for every figure:
+- tick labels, axis titles, legends and subplot titles at least PRESENT_FONT_PX, in near-black;
+- every category labelled (plotly skips labels when it thinks they crowd: tickvals lists them all);
+- heatmaps of at most MAX_ANNOTATED x MAX_ANNOTATED cells print their values in the cells;
+- weights (the [0, 1] "Blues" scale) get PRESENT_WEIGHTS_SCALE, on which 0.1 is a clear light blue;
+- no figure taller than MAX_HEIGHT_PX.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import get_colorscale
+
+from .panels import WEIGHTS_SCALE
+
+PRESENT_FONT_PX = 18
+CELL_FONT_PX = 14
+TEXT_COLOUR = "#111111"
+MAX_HEIGHT_PX = 720
+MAX_ANNOTATED = 16
+# White at 0, already a clear blue at 0.1 (the plain "Blues" scale is still near white there), dark at 1.
+PRESENT_WEIGHTS_SCALE = [[0.0, "#ffffff"], [0.03, "#deebf7"], [0.1, "#9ecae1"], [0.3, "#4292c6"],
+                         [0.6, "#2171b5"], [1.0, "#08306b"]]
+
+
+BLUES = [[float(p), str(c)] for p, c in get_colorscale(WEIGHTS_SCALE)]
+
+
+def present(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` restyled for presentation (large dark labels, every token, values in small matrices)."""
+    fig = go.Figure(fig)
+    font = {"size": PRESENT_FONT_PX, "color": TEXT_COLOUR}
+    categories = _categories_by_axis(fig)
+    for name in _axis_names(fig, categories):
+        _axis(fig.layout[name], categories.get(name), font)
+    fig.update_layout(font=font, legend_font=font, hoverlabel_font_size=PRESENT_FONT_PX)
+    if fig.layout.title.text:
+        fig.update_layout(title_font={"size": PRESENT_FONT_PX + 4, "color": TEXT_COLOUR})
+    fig.update_annotations(font=font)
+    if fig.layout.coloraxis.colorscale is not None:
+        _colour_scale(fig.layout.coloraxis, "cmin", "cmax")
+        fig.layout.coloraxis.colorbar.tickfont = font
+    for trace in fig.data:
+        if trace.type == "heatmap" and trace.name != "masked":
+            _heatmap(trace, font)
+    height = fig.layout.height
+    fig.update_layout(height=min(int(height), MAX_HEIGHT_PX) if height else MAX_HEIGHT_PX)
+    return fig
+
+
+def _axis(axis: Any, categories: list[str] | None, font: dict[str, Any]) -> None:
+    """Large dark tick labels and title; a category axis lists every category."""
+    axis.update(tickfont=font, title_font=font, automargin=True)
+    if categories and axis.type in (None, "category") and all(isinstance(c, str) for c in categories):
+        axis.update(tickmode="array", tickvals=categories, ticktext=categories)
+
+
+def _heatmap(trace: Any, font: dict[str, Any]) -> None:
+    """The presentation colour scale for weights, and the values in the cells of a small matrix."""
+    _colour_scale(trace, "zmin", "zmax")
+    z = np.asarray(trace.z, dtype=float) if trace.z is not None else None
+    if z is not None and z.ndim == 2 and z.shape[0] <= MAX_ANNOTATED and z.shape[1] <= MAX_ANNOTATED:
+        trace.update(texttemplate="%{z:.2f}", textfont_size=CELL_FONT_PX)
+    trace.update(colorbar_tickfont=font)
+
+
+def _colour_scale(spec: Any, low: str, high: str) -> None:
+    """The weights scale ([0, 1] Blues) swapped for PRESENT_WEIGHTS_SCALE; any other scale kept."""
+    if spec[low] == 0.0 and spec[high] == 1.0 and _is_blues(spec.colorscale):
+        spec.colorscale = PRESENT_WEIGHTS_SCALE
+
+
+def _is_blues(scale: Any) -> bool:
+    """True for plotly's expanded "Blues" scale (a figure's JSON holds the colours, not the name)."""
+    try:
+        return [[float(p), str(c)] for p, c in scale] == BLUES
+    except (TypeError, ValueError):
+        return False
+
+
+def _categories_by_axis(fig: go.Figure) -> dict[str, list[str]]:
+    """The text categories each axis shows ("xaxis2" -> [...]), in order of first appearance."""
+    found: dict[str, list[str]] = {}
+    for trace in fig.data:
+        for letter in ("x", "y"):
+            values = getattr(trace, letter, None)
+            if values is None or isinstance(values, np.ndarray) and values.dtype.kind not in "OU":
+                continue
+            ref = getattr(trace, f"{letter}axis", None) or letter
+            seen = found.setdefault(f"{letter}axis{ref[1:]}", [])
+            seen.extend(v for v in list(values) if v not in seen)
+    return found
+
+
+def _axis_names(fig: go.Figure, categories: dict[str, list[str]]) -> list[str]:
+    """Every axis of the figure: those its layout sets and those only its traces use ("xaxis", "yaxis2"...)."""
+    names = [name for name in fig.layout.to_plotly_json() if name.startswith(("xaxis", "yaxis"))]
+    return names + [name for name in categories if name not in names] + [
+        name for name in ("xaxis", "yaxis") if name not in names and name not in categories]
