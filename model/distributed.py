@@ -74,6 +74,9 @@ def current() -> World:
 def finish() -> None:
     """Leave the process group, if one was joined, and stop its gloo worker threads before returning.
 
+    This relies on how PyTorch frees a process group (checked on torch 2.13.0);
+    tests/test_distributed.py fails when finish() leaves a worker thread behind.
+
     A worker thread can still hold a finished collective's tensors after the collective returns;
     freeing a tensor made in Python takes the GIL, and a thread that asks for the GIL while the
     interpreter shuts down is killed inside C++, which aborts the process (SIGABRT, "terminate

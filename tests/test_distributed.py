@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,39 @@ def test_shard_splits_a_global_batch_into_disjoint_rank_slices():
     assert torch.equal(torch.cat([p.x for p in parts]), batch.x)
     assert torch.equal(torch.cat([p.y for p in parts]), batch.y)
     assert shard(batch, World()) is batch  # a world of one trains on the whole batch
+
+
+THREAD_PROBE = """
+import os, torch
+from model import distributed
+
+def native_threads():
+    return len(os.listdir("/proc/self/task"))
+
+torch.set_num_threads(1)
+before = native_threads()
+world = distributed.start(torch.device("cpu"))
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
+model(torch.randn(3, 4)).sum().backward()
+total = torch.ones(1)
+torch.distributed.all_reduce(total)
+del model
+distributed.finish()
+print(f"rank {world.rank}: {int(total)} ranks, threads before {before} after {native_threads()}", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
+def test_finish_stops_the_process_groups_worker_threads(tmp_path):
+    """finish() leaves no gloo thread running, so no rank can abort in them at exit (PyTorch-internal behaviour)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(THREAD_PROBE, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(probe)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = re.findall(r"rank (\d): (\d+) ranks, threads before (\d+) after (\d+)", done.stdout)
+    assert sorted(rank for rank, *_ in lines) == ["0", "1"], done.stdout
+    for rank, ranks, before, after in lines:
+        assert ranks == "2" and int(after) <= int(before), f"rank {rank}: {before} threads before, {after} after finish()"
