@@ -84,8 +84,8 @@ def random_cache(model: GPT, s: Setup) -> ModelCache:
     cache = model.new_cache(capacity=s.context + s.new_tokens)
     generator = torch.Generator().manual_seed(0)
     for layer in cache.self_attention:
-        if c.attention == "mla":  # the latent (B, 1, T, C) and the rotary key (B, 1, T, R)
-            first, second = (s.batch, 1, s.context, c.kv_latent_dim), (s.batch, 1, s.context, c.mla_rope_dim)
+        if c.attention == "mla":  # rows [c_KV ; k_R] (B, 1, T, C + R); nothing in the second tensor
+            first, second = (s.batch, 1, s.context, c.kv_latent_dim + c.mla_rope_dim), (s.batch, 1, s.context, 0)
         else:
             first = second = (s.batch, c.n_kv_heads, s.context, c.d_head)  # (B, Hkv, T, Dh)
         layer.append(torch.randn(first, generator=generator), torch.randn(second, generator=generator))

@@ -179,13 +179,15 @@ class MultiHeadAttention(nn.Module):
     def _keys_values(self, x: Tensor, context: Tensor | None, cache: KVCache | None,
                      positions: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """K and V to attend over, projected from x (self) or context (cross), through the cache,
-        and the new keys before rotation (RoPE only). MLA: (c_KV, k_R, k_R before rotation) instead."""
+        and the new keys before rotation (RoPE only). MLA: ([c_KV ; k_R], empty, k_R before rotation) instead."""
         if context is not None and cache is not None and cache.length > 0:
             return cache.keys, cache.values, None  # cross-attention: the encoder's K/V never change
         source = x if context is None else context
         unrotated = None
         if self.latent is not None:
-            k, v = self.latent.compress(source, positions, self.rope_base)  # (B, 1, T_k, C), (B, 1, T_k, R)
+            # One cached row per token, [c_KV ; k_R] (B, 1, T_k, C + R); the second tensor is empty.
+            k = self.latent.compress(source, positions, self.rope_base)
+            v = k.new_empty(*k.shape[:3], 0)  # (B, 1, T_k, 0)
             if self.rope_dim:
                 unrotated = self.latent.k_rope(source)[:, None]  # (B, 1, T_k, R)
         else:
@@ -215,12 +217,14 @@ class MultiHeadAttention(nn.Module):
             q, k, v, attn_mask=mask, dropout_p=dropout_p, enable_gqa=group > 1, scale=scale
         )  # (B, H, T_q, Dv)
 
-    def _absorbed(self, q: Tensor, latent: Tensor, rope_key: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
-        """MLA without decompressing the cache: multi-query attention over [c_KV ; k_R] -> heads (B, H, T_q, Dh)."""
+    def _absorbed(self, q: Tensor, cached: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
+        """MLA without decompressing the cache: multi-query attention over [c_KV ; k_R] -> heads (B, H, T_q, Dh).
+
+        The cached rows are the keys as they are, and their c_KV part the values: nothing is copied."""
         query = self.latent.absorb_query(q)  # (B, H, T_q, C + R)
-        keys = torch.cat([latent, rope_key], dim=-1)  # (B, 1, T_k, C + R)
+        latent, _ = self.latent.split(cached)  # (B, 1, T_k, C), a view
         scale = 1.0 / math.sqrt(q.shape[-1])  # the scale of the decompressed scores, Dh + R
-        latent_heads = self._fast_attention(query, keys, latent, mask, dropout_p, scale)  # (B, H, T_q, C)
+        latent_heads = self._fast_attention(query, cached, latent, mask, dropout_p, scale)  # (B, H, T_q, C)
         return self.latent.absorb_output(latent_heads)  # (B, H, T_q, Dh)
 
     def forward(
@@ -255,11 +259,12 @@ class MultiHeadAttention(nn.Module):
         explicit = need_weights or return_trace
         absorb = self.absorb if self.absorb is not None else cache is not None
         if self.latent is not None and absorb and not explicit:
-            heads = self._absorbed(q, k, v, mask, dropout_p)  # (B, H, T_q, Dh)
+            heads = self._absorbed(q, k, mask, dropout_p)  # (B, H, T_q, Dh)
         else:
             if self.latent is not None:
-                latent, rope_key = k[:, 0], v[:, 0]  # (B, T_k, C), (B, T_k, R)
-                k, v = self.latent.up(k, v)  # (B, H, T_k, Dh + R), (B, H, T_k, Dh)
+                latent, rope_key = self.latent.split(k)  # (B, 1, T_k, C), (B, 1, T_k, R)
+                k, v = self.latent.up(latent, rope_key)  # (B, H, T_k, Dh + R), (B, H, T_k, Dh)
+                latent, rope_key = latent[:, 0], rope_key[:, 0]  # (B, T_k, C), (B, T_k, R)
             if explicit:
                 steps = attention_steps(q, k, v, mask, dropout_p)
                 heads = steps.output

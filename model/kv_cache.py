@@ -21,8 +21,9 @@ there are n_kv_heads < n_heads of them, which is the whole point of GQA/MQA: the
 cache is n_heads / n_kv_heads times smaller.
 
 Multi-head latent attention (model/mla.py) caches, per token, its latent c_KV and its
-rotary key instead: the same two-tensor cache holds them as (B, 1, T, C) "keys" and
-(B, 1, T, R) "values", so the two tensors may differ in heads and width (not in B or T).
+rotary key instead, side by side: the "keys" are rows [c_KV ; k_R] (B, 1, T, C + R) and the
+"values" are empty (B, 1, T, 0), since the values come from c_KV too. So the two tensors may
+differ in heads and width (not in B or T).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ GROWTH_CHUNK = 64  # tokens added to the capacity when it runs out, at least
 
 class KVCache:
     """Keys and values of one attention layer, (B, Hkv, T, Dh) each, growing by `append`.
-    (MLA: latents (B, 1, T, C) and rotary keys (B, 1, T, R); see the module docstring.)
+    (MLA: rows [c_KV ; k_R] (B, 1, T, C + R) and an empty second tensor; see the module docstring.)
 
     Storage is preallocated and grown in chunks (doubling, at least GROWTH_CHUNK
     tokens), so appending one token copies one token, not the whole cache.

@@ -153,11 +153,11 @@ def attention_parameters(d_model: int, n_heads: int, n_kv_heads: int, bias: bool
 
 
 def mla_attention_parameters(d_model: int, n_heads: int, kv_latent_dim: int, rope_dim: int, bias: bool = True) -> int:
-    """Weights (and biases) of one MLA module: W_Q (D x H*(Dh+R)), W_DKV (D x C), W_UK and W_UV (C x H*Dh),
-    W_KR (D x R), W_O (H*Dh x D); only W_Q and W_O have biases."""
+    """Weights (and biases) of one MLA module: W_Q (D x H*(Dh+R)), W_DKV (D x C) and the latent's RMSNorm gain (C),
+    W_UK and W_UV (C x H*Dh), W_KR (D x R), W_O (H*Dh x D); only W_Q and W_O have biases."""
     d_head = d_model // n_heads
     q_out, heads_out = n_heads * (d_head + rope_dim), n_heads * d_head
-    weights = d_model * q_out + d_model * kv_latent_dim + 2 * kv_latent_dim * heads_out + d_model * rope_dim
+    weights = d_model * q_out + d_model * kv_latent_dim + kv_latent_dim + 2 * kv_latent_dim * heads_out + d_model * rope_dim
     weights += heads_out * d_model
     return weights + ((q_out + d_model) if bias else 0)
 

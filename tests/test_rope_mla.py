@@ -138,7 +138,8 @@ def test_mla_cache_holds_the_latent_and_rotary_key_only(kind, batch, tokens):
     cache = model.new_cache()
     model(torch.randint(0, 13, (batch, tokens)), cache=cache)
     assert cache.nbytes == c.n_layers * batch * tokens * (c.kv_latent_dim + c.mla_rope_dim) * 4
-    assert cache.self_attention[0].keys.shape == (batch, 1, tokens, c.kv_latent_dim)
+    assert cache.self_attention[0].keys.shape == (batch, 1, tokens, c.kv_latent_dim + c.mla_rope_dim)  # [c_KV ; k_R]
+    assert cache.self_attention[0].values.numel() == 0
 
 
 def test_the_cache_keeps_rotated_keys():
