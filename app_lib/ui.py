@@ -22,20 +22,21 @@ from .tracing import traced
 # Plotly's modebar stays on: its camera button downloads the figure as a PNG.
 PLOTLY_CONFIG = {"displaylogo": False, "displayModeBar": True}
 PRESENT_KEY = "present"  # the sidebar's presentation toggle, ?present=true in the URL
-# Scrolls to the URL's #anchor once the page has drawn it (Streamlit draws a page after the browser's
-# own jump to the anchor, so that jump finds nothing). Headings' ids are their text made into a slug;
-# a link may give only the start of one ("#3-scores"). It scrolls again as charts above settle, and
-# stops as soon as the user scrolls or after 15 s.
+# Scrolls to the link's #anchor once the page has drawn it. Streamlit draws a page after the browser's
+# own jump to the anchor (which finds nothing), and then rewrites the URL without the #anchor, so the
+# anchor is read from the document's navigation entry, once per page load, or from the URL where a later
+# in-app link kept one. Headings' ids are their text as a slug; a link may give only the start of one
+# ("#3-scores"). It scrolls again while the charts above settle, and stops when the user scrolls.
 SCROLL_TO_ANCHOR = """<script>
 (() => {
-  const want = decodeURIComponent(window.location.hash.slice(1)).toLowerCase();
-  if (!want || window.__tpScrolled === want) return;
-  window.__tpScrolled = want;
+  const entry = performance.getEntriesByType("navigation")[0];
+  const fromLoad = window.__tpLoadAnchorUsed ? "" : new URL(entry ? entry.name : window.location.href).hash;
+  window.__tpLoadAnchorUsed = true;
+  const want = decodeURIComponent((window.location.hash || fromLoad).slice(1)).toLowerCase();
+  if (!want) return;
   let tries = 0, found = 0, userScrolled = false;
   const stop = () => { userScrolled = true; };
-  window.addEventListener("wheel", stop, {once: true});
-  window.addEventListener("touchmove", stop, {once: true});
-  window.addEventListener("keydown", stop, {once: true});
+  for (const name of ["wheel", "touchmove", "keydown", "mousedown"]) window.addEventListener(name, stop, {once: true});
   const timer = setInterval(() => {
     tries += 1;
     const target = document.getElementById(want)

@@ -96,6 +96,13 @@ def prompt_rows(labels: Sequence[str]) -> int | None:
     return flags.index(False)
 
 
+def same_tokens(a: Sequence[str], b: Sequence[str]) -> bool:
+    """True when two axes list the same tokens at the same positions (a row's prediction aside)."""
+    def key(label: str) -> tuple:
+        return (label.position, label.token) if isinstance(label, TokenLabel) else (str(label),)
+    return len(a) == len(b) and all(key(x) == key(y) for x, y in zip(a, b))
+
+
 def hover_name(label: str) -> str:
     """What hover text calls an axis entry: a TokenLabel's "12 '1'", any other label as it is."""
     return label.hover if isinstance(label, TokenLabel) else str(label)

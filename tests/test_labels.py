@@ -39,6 +39,13 @@ def test_token_labels_stay_plain_strings_and_show_invisible_tokens():
     assert TokenLabel(3, "x") == "3:x" and {TokenLabel(3, "x"): 1}["3:x"] == 1
 
 
+def test_rows_and_columns_of_the_same_tokens_are_the_same_axis():
+    from explain.labels import same_tokens
+
+    assert same_tokens(row_labels(["a", "b"], ["b", "c"], 1), token_labels(["a", "b"]))
+    assert not same_tokens(token_labels(["a", "b"]), token_labels(["a", "c"])) and same_tokens(["x"], ["x"])
+
+
 def test_hover_text_names_what_it_shows():
     assert hover_text("query", "12 '1'", "key", "2 '4'", "weight", 0.93541) == "query 12 '1' → key 2 '4': weight 0.935"
     assert hover_text("query", "1 'a'", "key", "2 'b'", "weight", None) == "query 1 'a' → key 2 'b': masked"

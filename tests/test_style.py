@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from explain.labels import row_labels, token_labels
 from viz.panels import Panel, plot_matrix
-from viz.style import MAX_HEIGHT_PX, PRESENT_FONT_PX, PRESENT_WEIGHTS_SCALE, present
+from viz.style import CELL_FORMAT, MAX_HEIGHT_PX, PRESENT_FONT_PX, PRESENT_WEIGHTS_SCALE, present
 
 
 def weights_figure(n: int) -> go.Figure:
@@ -21,7 +21,7 @@ def test_small_matrices_get_large_labels_every_token_and_their_values():
     fig = present(original)
     assert fig.layout.xaxis.tickfont.size >= PRESENT_FONT_PX and fig.layout.yaxis.tickfont.size >= PRESENT_FONT_PX
     assert list(fig.layout.xaxis.tickvals) == list(fig.data[-1].x) and list(fig.layout.yaxis.tickvals) == list(fig.data[-1].y)
-    assert fig.data[-1].texttemplate == "%{z:.2f}" and fig.data[0].name == "masked" and fig.data[0].texttemplate is None
+    assert fig.data[-1].texttemplate == CELL_FORMAT and fig.data[0].name == "masked" and fig.data[0].texttemplate is None
     assert [list(step) for step in fig.data[-1].colorscale] == [list(step) for step in PRESENT_WEIGHTS_SCALE]
     assert original.layout.xaxis.tickfont.size is None  # a copy: the cached figure is left alone
 
@@ -41,3 +41,13 @@ def test_plain_figures_get_large_dark_axes():
     fig = present(go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout={"height": 2000, "title": "bars"}))
     assert fig.layout.xaxis.tickfont.size == PRESENT_FONT_PX and fig.layout.yaxis.tickfont.color == "#111111"
     assert fig.layout.height == MAX_HEIGHT_PX and fig.layout.title.font.size > PRESENT_FONT_PX
+
+
+def test_panels_side_by_side_print_values_only_while_their_cells_stay_wide():
+    from viz.panels import plot_panels
+
+    def panels(n: int, count: int) -> go.Figure:
+        return plot_panels([Panel(np.eye(n), f"p{i}", None, None, signed=False) for i in range(count)], "t")
+
+    assert all(t.texttemplate == CELL_FORMAT for t in present(panels(5, 3)).data)  # 15 columns across
+    assert all(t.texttemplate is None for t in present(panels(8, 3)).data)  # 24 columns across

@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explain.labels import hover_name, hover_text, prompt_rows
+from explain.labels import hover_name, hover_text, prompt_rows, same_tokens
 
 # Okabe and Ito's colour-blind-safe palette: every categorical colour of the figures comes from here.
 BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, GREY = (
@@ -161,7 +161,7 @@ def plot_panels(panels: Sequence[Panel], title: str, row_count: int | None = Non
     """Heatmaps side by side, each with its own subtitle, in one downloadable figure."""
     grid = PanelGrid(1, len(panels), [p.title for p in panels], horizontal_spacing=0.10 if len(panels) > 1 else 0.02)
     for i, panel in enumerate(panels):
-        repeated = i > 0 and panel.rows is not None and list(panel.rows) == list(panels[i - 1].rows or [])
+        repeated = i > 0 and panel.rows is not None and same_tokens(panel.rows, panels[i - 1].rows or [])
         grid.add_panel(panel, i, colorbar_x=grid.x_domain(i)[1] + 0.005, tick_labels=not repeated)
     rows = row_count or max(to_numpy(p.values).shape[0] for p in panels)
     return panel_figure(grid, title, figure_height(rows))

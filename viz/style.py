@@ -4,7 +4,8 @@
 styles its own figures. What it does, for every figure:
 - tick labels, axis titles, legends and subplot titles at least PRESENT_FONT_PX, in near-black;
 - every category labelled (plotly skips labels when it thinks they crowd: tickvals lists them all);
-- heatmaps of at most MAX_ANNOTATED x MAX_ANNOTATED cells print their values in the cells;
+- matrices of at most MAX_ANNOTATED x MAX_ANNOTATED print their values in the cells, when the panels side by
+  side add up to no more than MAX_ANNOTATED columns (narrower cells could not hold the numbers);
 - weights (the [0, 1] "Blues" scale) get PRESENT_WEIGHTS_SCALE, on which 0.1 is a clear light blue;
 - no figure taller than MAX_HEIGHT_PX.
 """
@@ -20,7 +21,8 @@ from plotly.colors import get_colorscale
 from .panels import WEIGHTS_SCALE
 
 PRESENT_FONT_PX = 18
-CELL_FONT_PX = 14
+CELL_FONT_PX = 13
+CELL_FORMAT = "%{z:.2~f}"  # d3: two decimals, trailing zeros dropped ("0.97", "0.1", "0")
 TEXT_COLOUR = "#111111"
 MAX_HEIGHT_PX = 720
 MAX_ANNOTATED = 16
@@ -46,9 +48,10 @@ def present(fig: go.Figure) -> go.Figure:
     if fig.layout.coloraxis.colorscale is not None:
         _colour_scale(fig.layout.coloraxis, "cmin", "cmax")
         fig.layout.coloraxis.colorbar.tickfont = font
-    for trace in fig.data:
-        if trace.type == "heatmap" and trace.name != "masked":
-            _heatmap(trace, font)
+    heatmaps = [t for t in fig.data if t.type == "heatmap" and t.name != "masked"]
+    label_cells = _columns_across(fig, heatmaps) <= MAX_ANNOTATED
+    for trace in heatmaps:
+        _heatmap(trace, font, label_cells)
     height = fig.layout.height
     fig.update_layout(height=min(int(height), MAX_HEIGHT_PX) if height else MAX_HEIGHT_PX)
     return fig
@@ -61,13 +64,30 @@ def _axis(axis: Any, categories: list[str] | None, font: dict[str, Any]) -> None
         axis.update(tickmode="array", tickvals=categories, ticktext=categories)
 
 
-def _heatmap(trace: Any, font: dict[str, Any]) -> None:
+def _heatmap(trace: Any, font: dict[str, Any], label_cells: bool) -> None:
     """The presentation colour scale for weights, and the values in the cells of a small matrix."""
     _colour_scale(trace, "zmin", "zmax")
-    z = np.asarray(trace.z, dtype=float) if trace.z is not None else None
-    if z is not None and z.ndim == 2 and z.shape[0] <= MAX_ANNOTATED and z.shape[1] <= MAX_ANNOTATED:
-        trace.update(texttemplate="%{z:.2f}", textfont_size=CELL_FONT_PX)
+    if label_cells and max(_shape(trace)) <= MAX_ANNOTATED:
+        trace.update(texttemplate=CELL_FORMAT, textfont_size=CELL_FONT_PX)
     trace.update(colorbar_tickfont=font)
+
+
+def _shape(trace: Any) -> tuple[int, int]:
+    """A heatmap's (rows, columns); (0, 0) without z."""
+    z = np.asarray(trace.z, dtype=float) if trace.z is not None else np.zeros((0, 0))
+    return (z.shape[0], z.shape[1]) if z.ndim == 2 else (0, 0)
+
+
+def _columns_across(fig: go.Figure, heatmaps: list[Any]) -> int:
+    """Matrix columns side by side in the figure's first row of panels: cells get narrow as they add up."""
+    if not heatmaps:
+        return 0
+
+    def row_of(trace: Any) -> tuple:
+        return tuple(fig.layout["yaxis" + (trace.yaxis or "y")[1:]].domain or (0, 1))
+
+    first = row_of(heatmaps[0])
+    return sum(_shape(t)[1] for t in heatmaps if row_of(t) == first)
 
 
 def _colour_scale(spec: Any, low: str, high: str) -> None:
