@@ -4,7 +4,7 @@ No Streamlit here: the page keeps a `TrainingJob` in `st.session_state` and poll
 `JOB_QUEUE.snapshot(job)` from a timed fragment.
 
     TrainingJob   one run's state: its events, the latest attention of a fixed example, its status;
-                  stop(), heartbeat(), reverse(), save(). The queue calls queued() and
+                  stop(), heartbeat(), answer(), save(). The queue calls queued() and
                   start(on_end, threads); the job calls on_end(job) once when its run has ended.
     JobQueue      (training_queue.py) at most $TP_MAX_TRAINING_RUNS (default 2) runs at once
     runners       (training_runners.py) where a run trains: a worker process (the default) or a thread
@@ -44,6 +44,7 @@ from explain.training import (
     Status,
     TrainSettings,
 )
+from explain.training_generation import GenerationCheck, generation_check
 from model import CheckpointError, ConfigError
 from model.tasks import task_from_dict
 from model.training import TrainEvent
@@ -60,7 +61,7 @@ PAGE_GONE = "no open Train page for {:.0f} s (tab closed?)"
 
 
 class TrainingJob:
-    """One training run on the reversal task, trained by a runner once its queue starts it."""
+    """One training run (reversal or dates), trained by a runner once its queue starts it."""
 
     def __init__(self, settings: TrainSettings, owner: str, heartbeat_timeout: float | None = None,
                  attention_every: int = 10, runner: RunnerKind = DEFAULT_RUNNER,
@@ -84,6 +85,7 @@ class TrainingJob:
         self._stop_reason: str | None = None
         self._saved_as: str | None = None
         self._model: nn.Module | None = None
+        self._generation: GenerationCheck | None = None
         self._runner: ProcessRunner | ThreadRunner | None = None
         self._on_end: Callable[[TrainingJob], None] | None = None
         self._last_heartbeat = clock()
@@ -146,13 +148,25 @@ class TrainingJob:
         runner = self._runner
         return runner is None or runner.join(timeout)
 
-    def reverse(self, text: str) -> str:
-        """The trained model's greedy answer for n symbols (ValueError when there is no model or bad text)."""
+    def answer(self, text: str) -> str:
+        """The trained model's greedy answer: n symbols reversed, or a date in ISO form (ValueError when
+        there is no model or the text cannot be read)."""
         with self._lock:
             model = self._model
         if model is None:
             raise ValueError("there is no trained model yet.")
         return self.task.run(model, self.tokenizer, text)
+
+    def generation_check(self) -> GenerationCheck | None:
+        """For a reversal run without the causal mask: what the model does when it generates (computed once)."""
+        with self._lock:
+            model, done = self._model, self._generation
+        if done is not None or model is None or self.settings.task != "reversal" or self.settings.causal:
+            return done
+        check = generation_check(model, self.task, self.tokenizer)  # type: ignore[arg-type]  # a ReversalTask
+        with self._lock:
+            self._generation = check
+        return check
 
     def save(self, name: str, overwrite: bool = False, directory: Path | None = None) -> Path:
         """Save the trained model in the user-model store as `name`, owned by this job's owner.
@@ -227,7 +241,7 @@ class TrainingJob:
         with self._lock:
             self._model = model
             last = self._events[-1].kind if self._events else None
-            self._status = "failed" if error is not None else "done" if last == "done" else "stopped"
+            self._status = "failed" if error is not None else "done" if last in ("done", "learned") else "stopped"
             self._error = error
             on_end = self._on_end
         if on_end is not None:

@@ -26,7 +26,7 @@ from torch import nn
 
 from explain.training import TrainSettings
 
-from .training_run import Report, WorkerDone, WorkerFailed, describe_failure, model_from_bytes, train_reversal
+from .training_run import Report, WorkerDone, WorkerFailed, describe_failure, model_from_bytes, train_task
 
 Ended = Callable[[nn.Module | None, str | None], None]
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ class ThreadRunner:
 
     def _run(self) -> None:
         try:
-            model = train_reversal(self._settings, self._stop, self._report, self._attention_every)
+            model = train_task(self._settings, self._stop, self._report, self._attention_every)
         except Exception as error:  # noqa: BLE001 - shown on the page; the server keeps running
             self._ended(None, describe_failure(error))
             return

@@ -30,7 +30,7 @@ from .training_run import (
     WorkerDone,
     WorkerFailed,
     describe_failure,
-    train_reversal,
+    train_task,
     weights_to_bytes,
 )
 
@@ -38,7 +38,7 @@ from .training_run import (
 def run(settings: TrainSettings, attention_every: int, stop: StopFlag, send: Callable[[Message], None]) -> None:
     """Train and send every event, then the weights; a failure is sent as text, never raised."""
     try:
-        model = train_reversal(settings, stop, send, attention_every)
+        model = train_task(settings, stop, send, attention_every)
     except Exception as error:  # noqa: BLE001 - shown on the page; the server never sees the traceback
         send(WorkerFailed(describe_failure(error)))
         return

@@ -1,105 +1,77 @@
-"""The Train page's records: what a reversal run is set up as, and a snapshot of it while it trains.
+"""The Train page's records: a snapshot of a run while it trains, and every number and sentence the page shows.
 
-Legend: L layers, H heads, n symbols to reverse, T = 2n - 1 positions of the fixed example.
+Legend: L layers, H heads, n symbols to reverse, T = 2n - 1 positions of the fixed reversal example;
+for dates Tq decoder positions and S source characters.
 
-    TrainSettings      what the student chose; `problems()` lists what is refused, before anything starts
-    AttentionSnapshot  the attention of a fixed example at one step, (L, H, T, T)
+    TrainSettings      (explain/training_settings.py) what the student chose, its limits and problems()
+    AttentionSnapshot  the attention of a fixed example at one step: reversal's self-attention (L, H, T, T),
+                       dates' cross-attention (L, H, Tq, S), the alignment of output to input characters
     QueuePlace         where a run stands in the server's queue
-    JobSnapshot        a consistent copy of a run for one page run, and every number the page
-                       derives from its events (seconds left, accuracies, the example's answer)
+    JobSnapshot        a consistent copy of a run for one page run, and every number and sentence the page
+                       derives from its events (seconds left, accuracies as text, "learned in N steps")
+    AccuracyCurve      one accuracy line of the charts
 
 No Streamlit here; the runner that fills these lives in app_lib/training_*.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from model import ConfigError, GPTConfig
-from model.training import TrainConfig, TrainEvent, check_run
+from model.training import TrainEvent
+
+from .training_settings import (  # noqa: F401 - re-exported: the settings' home for the runner and pages
+    ATTENTION_KINDS,
+    LEARNED_AT,
+    LIMITS,
+    POSITIONAL,
+    TASK_NAMES,
+    TASK_SPECS,
+    LossFloor,
+    TaskSpec,
+    TrainSettings,
+    reversal_loss_floor,
+)
 
 Status = Literal["new", "queued", "running", "done", "stopped", "failed"]
 FINISHED: tuple[Status, ...] = ("done", "stopped", "failed")
 EXAMPLE_SEED = 1234  # the fixed example whose attention the page shows forming
 
-# (min, max) per setting: small enough that a run finishes in minutes on a shared 2-core server.
-LIMITS: dict[str, tuple[float, float]] = {
-    "n": (2, 16), "vocab": (2, 64), "d_model": (8, 256), "n_heads": (1, 16), "n_kv_heads": (1, 16),
-    "n_layers": (1, 4), "lr": (1e-5, 0.1), "batch_size": (1, 256), "steps": (10, 3000), "seed": (0, 2**31 - 1),
-}
-SHOWN_LIMITS = ("n", "vocab", "d_model", "n_layers", "steps", "batch_size")  # the ones the page lists
-POSITIONAL = ("learned", "sinusoidal", "none")
+
+def percent(value: float) -> str:
+    """0.114 -> "11%"; near the 99% mark one decimal, so 98.7% never reads as 99%."""
+    return f"{100 * value:.1f}%" if 0.98 <= value < 1 else f"{100 * value:.0f}%"
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """A reversal run as the Train page sets it up. The defaults reach 100% on the reversed half in ~200 steps."""
+class AccuracyCurve:
+    """One line of the accuracy chart: a metric of the task's evaluations, by step."""
 
-    n: int = 8
-    vocab: int = 10
-    d_model: int = 64
-    n_heads: int = 4
-    n_kv_heads: int = 4
-    n_layers: int = 2
-    lr: float = 3e-3
-    batch_size: int = 64
-    steps: int = 200
-    seed: int = 0
-    pos_encoding: str = "learned"
-    causal: bool = True
-
-    def problems(self) -> list[str]:
-        """Everything that makes this run refused (empty when it may start)."""
-        found = [f"{name} must be between {low:g} and {high:g} here (got {getattr(self, name):g})."
-                 for name, (low, high) in LIMITS.items() if not low <= getattr(self, name) <= high]
-        if self.pos_encoding not in POSITIONAL:
-            found.append(f"positional encoding must be one of {POSITIONAL}, got {self.pos_encoding!r}.")
-        if found:
-            return found
-        try:
-            config = GPTConfig(vocab_size=self.vocab, max_len=2 * self.n, **self.model_settings())
-            check_run(config, self.train_config(), 2 * self.n)
-        except ConfigError as error:
-            return [str(error)]
-        return []
-
-    def task_description(self) -> dict[str, str | int]:
-        return {"name": "reversal", "n": self.n, "vocab": self.vocab}
-
-    def model_settings(self) -> dict[str, str | int | bool]:
-        return {"d_model": self.d_model, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads,
-                "n_layers": self.n_layers, "pos_encoding": self.pos_encoding, "causal": self.causal}
-
-    def train_config(self) -> TrainConfig:
-        """Evaluations every ~10% of the run (every 10 to 100 steps) feed the accuracy charts."""
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                           warmup_steps=min(20, self.steps // 10), eval_every=min(100, max(10, self.steps // 10)),
-                           eval_sequences=500, device="cpu")
-
-    def to_dict(self) -> dict[str, str | int | float | bool]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, str | int | float | bool]) -> TrainSettings:
-        return cls(**values)  # type: ignore[arg-type]  # the fields check themselves in problems()
-
-    @staticmethod
-    def limits_text() -> str:
-        """The limits the page lists under the form, e.g. "n ≤ 16, vocab ≤ 64, ..."."""
-        return ", ".join(f"{k} ≤ {LIMITS[k][1]:g}" for k in SHOWN_LIMITS)
+    name: str
+    steps: tuple[int, ...]
+    values: tuple[float, ...]
+    learned_metric: bool  # the line that says "learned" (drawn in the main colour)
 
 
 @dataclass(frozen=True)
 class AttentionSnapshot:
-    """The attention weights of the fixed example at one step: (L, H, T, T), T = 2n - 1 inputs."""
+    """The attention of the fixed example at one step: reversal's self-attention (L, H, T, T) over its
+    2n - 1 inputs, or dates' cross-attention (L, H, Tq, S) from the decoder's inputs to the source."""
 
     step: int
-    weights: torch.Tensor  # (L, H, T, T)
-    example_ids: tuple[int, ...]  # (T,)
-    tokens: tuple[str, ...]  # (T,) the example's tokens, for the axis labels
+    weights: torch.Tensor  # (L, H, Tq, Tk)
+    example_ids: tuple[int, ...]  # (Tk,) the ids the keys are
+    tokens: tuple[str, ...]  # (Tk,) the keys' tokens, for the axis labels
+    question: str = ""  # the fixed example as a student would type it ("3 1 4 ...", "25 december 2023")
+    query_tokens: tuple[str, ...] = ()  # (Tq,) cross-attention's queries; empty: the same as tokens
+    kind: Literal["self", "cross"] = "self"
+
+    @property
+    def row_tokens(self) -> tuple[str, ...]:
+        return self.query_tokens or self.tokens
 
 
 @dataclass(frozen=True)
@@ -170,23 +142,102 @@ class JobSnapshot:
 
     @property
     def eval_every(self) -> int:
-        return self.settings.train_config().eval_every
+        return self.settings.eval_every
 
     @property
     def chance(self) -> float | None:
-        """Accuracy of guessing, 1 / vocab, as the task's evaluation reports it; None before one."""
+        """Accuracy of guessing, 1 / vocab, as the reversal's evaluation reports it; None before one (or for dates)."""
         evals = self.evaluations
-        return float(evals[-1].metrics["chance"]) if evals else None
+        return float(evals[-1].metrics["chance"]) if evals and "chance" in evals[-1].metrics else None
 
     @property
     def accuracy_by_position(self) -> list[float]:
         """The latest evaluation's accuracy at each predicted position, 2n - 1 of them (empty before one)."""
         evals = self.evaluations
-        return [float(a) for a in evals[-1].metrics["accuracy_by_position"]] if evals else []
+        return [float(a) for a in evals[-1].metrics.get("accuracy_by_position", [])] if evals else []
 
     @property
     def example_question(self) -> str | None:
         """The fixed example's n symbols as the model reads them ("3 1 4 ..."); None before its first trace."""
-        if self.attention is None:
+        return self.attention.question if self.attention is not None else None
+
+    # -------------------------------------------------------------- the numbers as text
+
+    @property
+    def learned(self) -> TrainEvent | None:
+        """The evaluation that ended the run by reaching the task's mark (None if none did)."""
+        e = self.latest
+        return e if e is not None and e.kind == "learned" else None
+
+    @property
+    def progress_text(self) -> str | None:
+        """"step 38 of 200 · loss 1.495 · 2.3 s"; None before the first step."""
+        e = self.latest
+        return None if e is None else f"step {e.step} of {e.total_steps} · loss {e.loss:.3f} · {e.elapsed:.1f} s"
+
+    @property
+    def progress_line(self) -> str:
+        """The progress bar's text: progress_text and the time left if every step runs."""
+        left = self.seconds_left
+        return (self.progress_text or "") + (f", at most {left:.0f} s left" if left else "")
+
+    @property
+    def accuracy_text(self) -> str | None:
+        """The latest evaluation in words, e.g. "second half 100% · first half 11% (chance 10%)"."""
+        evals = self.evaluations
+        if not evals:
             return None
-        return " ".join(self.attention.tokens[: self.settings.n])
+        m = evals[-1].metrics
+        if self.settings.task == "dates":
+            return (f"exact match {percent(m['exact_match'])} · characters {percent(m['char_accuracy'])} "
+                    f"(greedy, {m['num_sequences']} fresh dates, step {evals[-1].step})")
+        return (f"second half {percent(m['second_half_accuracy'])} · first half {percent(m['first_half_accuracy'])} "
+                f"(chance {percent(m['chance'])}) · {m['num_sequences']} fresh sequences, step {evals[-1].step}")
+
+    @property
+    def learned_text(self) -> str | None:
+        """"Learned in 38 steps, 2.3 seconds." once the run has stopped itself at the mark."""
+        e = self.learned
+        return None if e is None else f"Learned in {e.step} steps, {e.elapsed:.1f} seconds."
+
+    @property
+    def outcome_text(self) -> str | None:
+        """At the end, a sentence naming what was learned (or how far the run got); None while it runs."""
+        evals = self.evaluations
+        if not self.finished or not evals:
+            return None
+        s, m = self.settings, evals[-1].metrics
+        value, spec = float(m[s.spec.metric]), s.spec
+        if value < LEARNED_AT:
+            return (f"Not learned yet: {spec.metric_label} {percent(value)} after {evals[-1].step} steps, short of "
+                    f"{percent(LEARNED_AT)}. Train for more steps, or try another learning rate or size.")
+        what = spec.what_learned.format(n=s.n, formats=m.get("formats", len(m.get("exact_match_by_format", {}))))
+        if s.task == "dates":
+            return (f"The model has learned to {what}: {percent(value)} of {m['num_sequences']} fresh dates come out "
+                    f"exactly right with greedy decoding ({percent(m['char_accuracy'])} of the characters). The "
+                    f"cross-attention below shows where in the source each output character reads.")
+        first, chance = percent(m["first_half_accuracy"]), percent(m["chance"])
+        if not s.causal:
+            return (f"The model writes the reversed half right ({percent(value)} of it, teacher-forced), and the "
+                    f"first half at {first} is no prediction: without the causal mask each position sees the very "
+                    f"token it must predict, and copies it.")
+        return (f"The model has learned to {what}: {percent(value)} of the reversed half right on "
+                f"{m['num_sequences']} fresh sequences. The first half stays at chance ({first}; chance {chance}): "
+                f"those symbols are random, and no model can predict them.")
+
+    @property
+    def accuracy_curves(self) -> list[AccuracyCurve]:
+        """The accuracy chart's lines: reversal's two halves, or dates' exact matches and characters."""
+        evals = self.evaluations
+        steps = tuple(e.step for e in evals)
+        lines = ([("exact_match", "exact match (greedy)"), ("char_accuracy", "characters right")]
+                 if self.settings.task == "dates" else
+                 [("first_half_accuracy", "first half (random: nothing to learn)"),
+                  ("second_half_accuracy", "second half (the reversal)")])
+        return [AccuracyCurve(name, steps, tuple(float(e.metrics[key]) for e in evals), key == self.settings.spec.metric)
+                for key, name in lines]
+
+    @property
+    def target(self) -> float | None:
+        """The mark the run stops at (None when it keeps going)."""
+        return LEARNED_AT if self.settings.stop_when_learned else None

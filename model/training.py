@@ -15,6 +15,11 @@ on the app's small reversal model, so "auto" picks it only above a work threshol
 always on a CUDA GPU that supports bf16). torch.compile is off by default: on the CPU its
 first step compiles for about 40 s, more than a run of a few hundred steps can win back.
 
+A run may also end when it has learned: with `stop_metric` set, the first evaluation whose
+metrics[stop_metric] reaches `stop_at` ends the run with a "learned" event (that evaluation's metrics;
+evaluate often, on few sequences, to notice within a few steps). The loop still knows nothing of the
+task: the metric is a key of whatever the task's `evaluate` returns.
+
 Under torchrun (see model/distributed.py) the same loop trains with DistributedDataParallel:
 `batch_size` is per process, each process trains on its own shard of a global batch of
 batch_size x world_size, the reported loss, accuracy and tokens/s are the global batch's,
@@ -64,6 +69,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" is CUDA when available, else the CPU
     precision: Precision = "auto"  # autocast dtype of the forward pass; see training_precision
     compile: bool = False  # torch.compile the model for the training steps
+    stop_metric: str = ""  # end once an evaluation's metrics[stop_metric] >= stop_at ("" trains every step)
+    stop_at: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -77,6 +84,8 @@ class TrainConfig:
             (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}."),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}."),
             (self.eval_sequences >= 1, f"eval_sequences must be at least 1, got {self.eval_sequences}."),
+            (not self.stop_metric or self.eval_every >= 1,
+             f"stopping at {self.stop_metric} needs evaluations during the run (eval_every >= 1)."),
             (self.precision in ("auto", "float32", "bfloat16"),
              f"precision must be auto, float32 or bfloat16, got {self.precision!r}."),
         ]
@@ -93,9 +102,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainEvent:
-    """One report from the loop: after a step, after an evaluation, or at the end."""
+    """One report from the loop: after a step, after an evaluation, or at the end.
 
-    kind: Literal["step", "eval", "done", "stopped"]
+    The last event is "done" (every step ran), "learned" (an evaluation reached the config's
+    stop_at) or "stopped" (asked to stop); each carries an evaluation in `metrics`.
+    """
+
+    kind: Literal["step", "eval", "learned", "done", "stopped"]
     step: int  # steps completed
     total_steps: int
     loss: float  # of the last step's batch
@@ -188,6 +201,12 @@ def _evaluate(task, model: nn.Module, config: TrainConfig, device: torch.device)
     return metrics
 
 
+def reached(metrics: dict, config: TrainConfig) -> bool:
+    """Whether an evaluation meets the config's stop rule (never without one)."""
+    value = metrics.get(config.stop_metric) if config.stop_metric else None
+    return isinstance(value, (int, float)) and value >= config.stop_at
+
+
 def train(
     model: nn.Module,
     task,
@@ -196,7 +215,8 @@ def train(
 ) -> Iterator[TrainEvent]:
     """Train `model` on `task`, yielding an event after every step and evaluation.
 
-    The last event is "done" (all steps ran) or "stopped" (stop was set); both carry a
+    The last event is "done" (all steps ran), "learned" (an evaluation met config.stop_metric >=
+    config.stop_at; that evaluation is the final one) or "stopped" (stop was set); each carries a
     final evaluation. The model keeps what it learned either way. Under torchrun the
     evaluations run on rank 0 only; other ranks' events carry empty metrics.
     """
@@ -236,10 +256,15 @@ def train(
         yield TrainEvent("step", step, config.steps, loss_value, accuracy, lr, tokens / elapsed, elapsed)
         if config.eval_every and step % config.eval_every == 0 and step < config.steps:
             metrics = _evaluate(task, model, config, device) if world.is_main else {}
+            learned = distributed.any_rank(reached(metrics, config), world, device)
             elapsed = time.perf_counter() - start
-            yield TrainEvent("eval", step, config.steps, loss_value, accuracy, lr, tokens / elapsed, elapsed, metrics)
+            yield TrainEvent("learned" if learned else "eval", step, config.steps, loss_value, accuracy, lr,
+                             tokens / elapsed, elapsed, metrics)
+            if learned:
+                model.eval()
+                return
     metrics = _evaluate(task, model, config, device) if world.is_main else {}
     model.eval()
     elapsed = time.perf_counter() - start
-    kind = "done" if step == config.steps else "stopped"
+    kind = "stopped" if step < config.steps else "learned" if reached(metrics, config) else "done"
     yield TrainEvent(kind, step, config.steps, loss_value, accuracy, lr, tokens / max(elapsed, 1e-9), elapsed, metrics)

@@ -1,18 +1,19 @@
-"""Train: a reversal model trained in the background while live charts show loss, accuracy and attention forming."""
+"""Train: a reversal GPT or a dates encoder-decoder trained in the background, with live charts and numbers."""
 
 import streamlit as st
 
 from app_lib.sidebar import select_checkpoint
 from app_lib.state import ensure_entrypoint, session_token
+from app_lib.training_form import pick_task, settings_form
 from app_lib.training_job import JOB_QUEUE, QueueError, start_job
 from app_lib.ui import chart, intro
 from app_lib.user_models import NameTakenError, NotYoursError, user_entry_name
 from explain.labels import token_labels
-from explain.training import POSITIONAL, JobSnapshot, TrainSettings
+from explain.training import JobSnapshot
 from model import CheckpointError, ConfigError
 from viz.figures_training import (
     plot_accuracy_by_position,
-    plot_half_accuracy,
+    plot_accuracy_curves,
     plot_loss,
     plot_throughput,
     plot_training_attention,
@@ -23,39 +24,24 @@ ensure_entrypoint()  # a first request straight to /train must still go through 
 JOB_KEY = "_tp_training_job"
 owner = session_token()  # one run per session in the queue; its tag marks the models this session saves
 job = st.session_state.get(JOB_KEY)
-intro(
-    "Train a model: reversal",
-    "A small GPT learns to write n random symbols backwards. The first half of each sequence is random, so no "
-    "model can beat chance there; the second half is fully determined, and a working model gets it right. "
-    "Watch the loss fall and the attention heads learn to look at the mirrored position.",
-    r"\mathcal{L} = -\frac{1}{2n-1}\sum_{t=0}^{2n-2} \log p_\theta(x_{t+1} \mid x_{\le t}), \qquad "
-    r"x = a_1 \dots a_n\, a_n \dots a_1",
-)
+task = pick_task()
+if task == "dates":
+    intro("Train a model: dates",
+          "A small encoder-decoder learns to rewrite a date written in one of seven human formats "
+          "(\"tuesday, february 20, 2004\", \"20.02.2004\") as 2004-02-20, character by character. Watch the "
+          "exact matches rise and the cross-attention form an alignment: each output character learns where "
+          "in the source its digits are written.",
+          r"\mathcal{L} = -\frac{1}{|y|}\sum_{t} \log p_\theta(y_{t} \mid y_{<t}, x)")
+else:
+    intro("Train a model: reversal",
+          "A small GPT learns to write n random symbols backwards. The first half of each sequence is random, so "
+          "no model can beat chance there; the second half is fully determined, and a working model gets it right. "
+          "Watch the loss fall to its floor and the attention heads learn to look at the mirrored position.",
+          r"\mathcal{L} = -\frac{1}{2n-1}\sum_{t=0}^{2n-2} \log p_\theta(x_{t+1} \mid x_{\le t}), \qquad "
+          r"x = a_1 \dots a_n\, a_n \dots a_1")
 
-defaults = TrainSettings()
-with st.form("train_settings"):
-    st.markdown("**Settings** (the defaults reach 100% on the reversed half in under a minute)")
-    c = st.columns(6)
-    values = {
-        "n": c[0].number_input("n (symbols to reverse)", value=defaults.n, step=1, key="tr_n"),
-        "vocab": c[1].number_input("vocabulary size", value=defaults.vocab, step=1, key="tr_vocab"),
-        "d_model": c[2].number_input("d_model", value=defaults.d_model, step=8, key="tr_d_model"),
-        "n_heads": c[3].number_input("heads H", value=defaults.n_heads, step=1, key="tr_n_heads"),
-        "n_kv_heads": c[4].number_input("K/V heads H_kv", value=defaults.n_kv_heads, step=1, key="tr_n_kv_heads"),
-        "n_layers": c[5].number_input("layers", value=defaults.n_layers, step=1, key="tr_n_layers"),
-        "lr": c[0].number_input("learning rate", value=defaults.lr, step=1e-3, format="%.4f", key="tr_lr"),
-        "batch_size": c[1].number_input("batch size", value=defaults.batch_size, step=8, key="tr_batch"),
-        "steps": c[2].number_input("steps", value=defaults.steps, step=50, key="tr_steps"),
-        "seed": c[3].number_input("seed", value=defaults.seed, step=1, key="tr_seed"),
-        "pos_encoding": c[4].selectbox("positional encoding", POSITIONAL, key="tr_pos"),
-    }
-    values["causal"] = not st.toggle("Remove the causal mask", key="tr_no_mask",
-                                     help="Lets every position see the next token, i.e. its own answer.")
-    st.caption("Limits on this shared server: " + TrainSettings.limits_text())
-    started = st.form_submit_button("Start training", type="primary")
-
+settings, started = settings_form(task)
 if started:
-    settings = TrainSettings(**values)
     problems = settings.problems()
     if problems:
         st.error("Not started: " + " ".join(problems))
@@ -67,10 +53,11 @@ if started:
             st.session_state[JOB_KEY] = job
         except (ConfigError, QueueError) as error:
             st.error(f"Not started: {error}")
-if not values["causal"]:
+if task == "reversal" and not settings.causal:
     st.warning("Without the causal mask each position can attend to the next token, which is exactly what it must "
                "predict. Watch the first-half accuracy rise far above chance: the model copies the answer it can "
-               "see. At generation time that next token does not exist yet, so the model is useless for generating.")
+               "see. When it generates, that next token does not exist yet: what it then does is measured below "
+               "once the run ends.")
 
 if job is None:
     st.info("Choose settings and press **Start training**.")
@@ -83,24 +70,40 @@ if active:
 
 
 def show_status(snap: JobSnapshot) -> None:
-    e = snap.latest
     if snap.status == "queued":
         st.info(f"Waiting: {snap.running_runs} of {snap.max_runs} training runs are busy on this server. "
                 f"You are number {snap.queue_position} in the queue.")
-    elif snap.status == "running" and e is not None:
-        left = snap.seconds_left
-        st.progress(snap.fraction_done, f"step {e.step} of {e.total_steps} · loss {e.loss:.3f} · "
-                    f"{e.elapsed:.0f} s so far" + (f", about {left:.0f} s left" if left is not None else ""))
+    elif snap.status == "running" and snap.latest is not None:
+        st.progress(snap.fraction_done, snap.progress_line)
     elif snap.status == "running":
         st.info("Starting...")
     elif snap.status == "failed":
         st.error(f"The run failed: {snap.error}")
+    elif snap.learned_text:
+        st.success(snap.learned_text)
     else:
         why = f" ({snap.stop_reason})" if snap.status == "stopped" and snap.stop_reason else ""
         st.success(f"{snap.status.capitalize()}{why} after {snap.steps_done} steps, {snap.seconds_so_far:.0f} s.")
+    if snap.accuracy_text:
+        st.markdown(f"**{snap.progress_text}** · {snap.accuracy_text}")
+    if snap.outcome_text:
+        st.markdown(snap.outcome_text)
 
 
-@st.fragment(run_every=1.0 if active else None)
+def show_attention(snap: JobSnapshot) -> None:
+    a = snap.attention
+    if a.kind == "cross":
+        chart(plot_training_attention(a.weights, token_labels(a.row_tokens), a.step, False,
+                                      key_labels=a.tokens, what="Cross-attention"), "train_attention")
+        st.caption(f"Rows: what the decoder has read of the answer (`<s>` then the ISO date, teacher-forced); "
+                   f"columns: the characters of `{a.question}`, once per head. An alignment forms as the model "
+                   "learns: each output digit looks at where it is written in the source.")
+    else:
+        chart(plot_training_attention(a.weights, token_labels(a.tokens), a.step, snap.settings.causal),
+              "train_attention")
+
+
+@st.fragment(run_every=0.75 if active else None)  # charts at least once a second, with the page's own time
 def live() -> None:
     job.heartbeat()
     snap = JOB_QUEUE.snapshot(job)
@@ -113,29 +116,32 @@ def live() -> None:
     steps, evals = snap.step_events, snap.evaluations
     left, right = st.columns(2)
     with left:
-        chart(plot_loss(steps), "train_loss")
+        chart(plot_loss(steps, snap.settings.loss_floor), "train_loss")
         chart(plot_throughput(steps), "train_speed")
     with right:
         if evals:
-            chart(plot_half_accuracy(evals, snap.chance), "train_half_accuracy")
-            chart(plot_accuracy_by_position(snap.accuracy_by_position, snap.settings.n, snap.chance,
-                                            evals[-1].step), "train_accuracy_by_position")
+            chart(plot_accuracy_curves(snap.accuracy_curves, snap.chance, snap.target), "train_half_accuracy")
+            if snap.accuracy_by_position:
+                chart(plot_accuracy_by_position(snap.accuracy_by_position, snap.settings.n, snap.chance,
+                                                evals[-1].step), "train_accuracy_by_position")
         else:
-            st.info(f"Accuracy on fresh sequences appears after the first evaluation (every {snap.eval_every} steps).")
+            st.info(f"Accuracy on fresh examples appears after the first evaluation (every {snap.eval_every} steps).")
     if snap.attention is not None:
-        labels = token_labels(snap.attention.tokens)
-        chart(plot_training_attention(snap.attention.weights, labels, snap.attention.step, snap.settings.causal),
-              "train_attention")
+        show_attention(snap)
 
 
 live()
 
 if job.finished and job.has_model:
     example = job.snapshot().example_question
-    st.markdown(f"The trained model reverses `{example}` as `{job.reverse(example)}`.")
+    verb = "rewrites" if job.settings.task == "dates" else "reverses"
+    st.markdown(f"The trained model {verb} `{example}` as `{job.answer(example)}`.")
+    check = job.generation_check()
+    if check is not None:
+        st.info(check.text)
     st.subheader("Save this model")
     with st.form("save_model"):
-        name = st.text_input("Name", value=f"reversal-{job.id[:6]}", max_chars=48, key="tr_save_name")
+        name = st.text_input("Name", value=f"{job.settings.task}-{job.id[:6]}", max_chars=48, key="tr_save_name")
         replace = st.checkbox("Replace a model of mine with the same name", key="tr_replace")
         save = st.form_submit_button("Save")
     if save:

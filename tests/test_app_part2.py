@@ -8,6 +8,7 @@ driven through a short run to completion by re-running the script until the job 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -151,8 +152,24 @@ def test_compare_page_shakespeare_family():
 
 def set_settings(at, **values) -> None:
     for key, value in values.items():
-        widget = at.toggle(key=key) if key == "tr_no_mask" else at.number_input(key=key)
+        widget = at.toggle(key=key) if key in ("tr_no_mask", "tr_stop_learned") else at.number_input(key=key)
         widget.set_value(value)
+
+
+def run_until_finished(at, job, timeout: float = 120) -> None:
+    """Re-run the page (as its timed fragment would) until the job has ended, then once more."""
+    deadline = time.monotonic() + timeout
+    while not job.finished:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def markdown_text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
 
 
 def test_train_page_refuses_bad_settings():
@@ -172,20 +189,17 @@ def test_train_page_refuses_bad_settings():
 def test_train_page_runs_to_completion_and_saves(user_models):
     at = open_page("pages/train.py")
     set_settings(at, tr_n=3, tr_vocab=4, tr_d_model=16, tr_n_heads=2, tr_n_kv_heads=1, tr_n_layers=1,
-                 tr_steps=30, tr_batch=16, tr_no_mask=True)
+                 tr_steps=30, tr_batch=16, tr_no_mask=True, tr_stop_learned=False)
     at.button(key=START).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Without the causal mask" in w.value for w in at.warning)
+    assert any("Without the causal mask" in w.value and "does not exist yet" in w.value for w in at.warning)
     job = at.session_state["_tp_training_job"]
-    deadline = time.monotonic() + 120
-    while not job.finished:
-        assert time.monotonic() < deadline, "the run did not finish"
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-    at.run()
+    run_until_finished(at, job)
     assert job.status == "done" and any("Done" in s.value for s in at.success)
+    assert job.snapshot().latest.step == 30  # stop-when-learned off: every step runs
     assert {"Loss (cross-entropy of the training batch)", "Accuracy on fresh sequences"} <= set(figures(at))
+    assert not figures(at)["Loss (cross-entropy of the training batch)"]["layout"].get("annotations")  # no floor
+    assert any("Generating, as a user would" in i.value for i in at.info)  # what it does without the mask
     at.text_input(key="tr_save_name").set_value("from-apptest")
     at.button(key="FormSubmitter:save_model-Save").click().run()
     assert any("user/from-apptest" in s.value for s in at.success)
@@ -196,3 +210,60 @@ def test_train_page_runs_to_completion_and_saves(user_models):
     at.button(key="FormSubmitter:save_model-Save").click().run()
     assert any("user/from-apptest" in s.value for s in at.success)
     assert JOB_QUEUE.counts() == (0, 0)
+
+
+@pytest.mark.slow
+def test_train_page_defaults_stop_when_learned_with_the_numbers_as_text():
+    at = open_page("pages/train.py")
+    at.button(key=START).click().run()
+    job = at.session_state["_tp_training_job"]
+    run_until_finished(at, job)
+    snap = job.snapshot()
+    assert snap.learned is not None and snap.latest.step < 200
+    assert any(re.fullmatch(r"Learned in \d+ steps, [0-9.]+ seconds\.", s.value) for s in at.success)
+    text = markdown_text(at)
+    assert re.search(r"second half (100|99\.\d)% · first half \d+% \(chance 10%\)", text), text
+    assert "has learned to write 8 random symbols backwards" in text and "reverses `" in text
+    floor = figures(at)["Loss (cross-entropy of the training batch)"]["layout"]["annotations"][0]["text"]
+    assert "7/15 · ln 10 ≈ 1.07" in floor
+    assert "learned at 99%" in json.dumps(figures(at)["Accuracy on fresh sequences"]["layout"])
+
+
+def test_train_page_settings_live_in_the_url():
+    at = open_page("pages/train.py", {"tr_task": "dates", "tr_steps": "800", "tr_lr": "abc", "tr_pos": "rope"})
+    assert at.selectbox(key="tr_task").value == "dates" and at.number_input(key="tr_steps").value == 800
+    assert at.selectbox(key="tr_pos").value == "rope" and at.number_input(key="tr_lr").value == 0.003
+    assert any("tr_lr" in w.value and "not a number" in w.value for w in at.warning)
+    assert "Train a model: dates" in at.title[0].value and "tr_n" not in [w.key for w in at.number_input]
+    at = open_page("pages/train.py")
+    at.selectbox(key="tr_task").set_value("dates").run()  # the form takes the dates defaults
+    assert at.number_input(key="tr_steps").value == 600 and at.selectbox(key="tr_pos").value == "sinusoidal"
+    assert at.query_params["tr_steps"] in ("600", ["600"])
+    at.selectbox(key="tr_task").set_value("reversal").run()
+    assert at.number_input(key="tr_steps").value == 200 and at.selectbox(key="tr_pos").value == "learned"
+    at.selectbox(key="tr_attention").set_value("mla")
+    at.selectbox(key="tr_pos").set_value("rope")
+    set_settings(at, tr_steps=10, tr_d_model=16, tr_n_layers=1, tr_kv_latent=8)
+    at.button(key=START).click().run()
+    assert not at.error, [e.value for e in at.error]
+    job = at.session_state["_tp_training_job"]
+    assert (job.settings.attention, job.settings.kv_latent_dim, job.settings.pos_encoding) == ("mla", 8, "rope")
+    job.stop()
+    assert job.wait(120)
+
+
+@pytest.mark.slow
+def test_train_page_trains_dates_and_shows_cross_attention():
+    at = open_page("pages/train.py", {"tr_task": "dates"})
+    set_settings(at, tr_d_model=16, tr_n_layers=1, tr_steps=20, tr_batch=16)
+    at.button(key=START).click().run()
+    assert not at.error, [e.value for e in at.error]
+    job = at.session_state["_tp_training_job"]
+    assert job.settings.task == "dates" and job.settings.stop_when_learned
+    run_until_finished(at, job)
+    text = markdown_text(at)
+    assert re.search(r"exact match \d+(\.\d)?% · characters \d+(\.\d)?% \(greedy, 100 fresh dates", text), text
+    assert "rewrites `" in text
+    titles = set(figures(at))
+    assert any(t.startswith("Cross-attention on a fixed example") for t in titles), titles
+    assert "Accuracy by position (step 20)" not in titles

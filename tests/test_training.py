@@ -12,7 +12,7 @@ from model.config import ConfigError
 from model.recipes import RECIPES, build_model
 from model.tasks import task_from_dict
 from model.train import main as train_main
-from model.training import TrainConfig, check_run, learning_rate, train
+from model.training import TrainConfig, check_run, learning_rate, reached, train
 
 FAST = TrainConfig(steps=150, batch_size=64, lr=3e-3, warmup_steps=10, eval_every=0, eval_sequences=300, device="cpu")
 
@@ -54,6 +54,24 @@ def test_stop_ends_the_run_between_steps_and_keeps_the_model():
     assert events[-1].kind == "stopped" and events[-1].step == 5
     assert "second_half_accuracy" in events[-1].metrics
     assert not torch.equal(before, model.lm_head.weight)
+
+
+def test_a_stop_rule_ends_the_run_at_the_first_evaluation_that_reaches_it():
+    task = task_from_dict({"name": "reversal", "n": 4, "vocab": 6})
+    config = TrainConfig(steps=300, batch_size=32, eval_every=2, eval_sequences=100, device="cpu",
+                         stop_metric="second_half_accuracy", stop_at=0.99)
+    model = small_reversal_model(task)
+    events = list(train(model, task, config))
+    final = events[-1]
+    assert final.kind == "learned" and final.step < 300 and final.step % 2 == 0 and not model.training
+    assert final.metrics["second_half_accuracy"] >= 0.99
+    assert all(e.metrics["second_half_accuracy"] < 0.99 for e in events[:-1] if e.kind == "eval")
+    assert [e.kind for e in events].count("learned") == 1
+    assert reached({"exact_match": 0.995}, TrainConfig(stop_metric="exact_match", stop_at=0.99))
+    assert not reached({"exact_match": 0.995}, TrainConfig())  # no rule: every step runs
+    assert not reached({}, TrainConfig(stop_metric="exact_match"))
+    with pytest.raises(ConfigError, match="eval_every"):
+        TrainConfig(stop_metric="exact_match", eval_every=0)
 
 
 def test_learning_rate_warms_up_then_decays():

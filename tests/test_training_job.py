@@ -6,6 +6,7 @@ of importing torch). Heartbeats run on a fake clock; nothing waits for a fixed t
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -25,10 +26,11 @@ from app_lib.training_job import (
 )
 from app_lib.training_queue import WAITING_PAGE_GONE, usable_cores
 from app_lib.training_run import WorkerDone, WorkerFailed, model_from_bytes, new_model, weights_to_bytes
-from explain.training import FINISHED, JobSnapshot
+from explain.training import FINISHED, JobSnapshot, reversal_loss_floor
 from model import CheckpointError, ConfigError, load_checkpoint
 
-TINY = TrainSettings(n=3, vocab=4, d_model=16, n_heads=2, n_kv_heads=1, n_layers=1, steps=12, batch_size=16)
+TINY = TrainSettings(n=3, vocab=4, d_model=16, n_heads=2, n_kv_heads=1, n_layers=1, steps=12, batch_size=16,
+                     stop_when_learned=False)
 LONG = TrainSettings(**{**TINY.__dict__, "steps": 3000})
 
 
@@ -78,13 +80,44 @@ def _no_leftover_threads():
 def test_default_settings_are_accepted():
     assert TrainSettings().problems() == []
     assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
+    dates = TrainSettings.defaults("dates")
+    assert dates.problems() == [] and dates.task_description() == {"name": "dates"}
+    assert dates.train_config().stop_metric == "exact_match" and dates.loss_floor is None
+    config = TrainSettings().train_config()
+    assert (config.stop_metric, config.stop_at, config.eval_every) == ("second_half_accuracy", 0.99, 2)
+    assert TrainSettings(stop_when_learned=False).train_config().stop_metric == ""
 
+
+@pytest.mark.parametrize("change", [{"pos_encoding": "rope"}, {"attention": "mla", "kv_latent_dim": 16},
+                                    {"attention": "mla", "pos_encoding": "rope"}])
+def test_rope_and_mla_are_offered(change):
+    settings = TrainSettings(**change)
+    assert settings.problems() == []
+    model = new_model(settings)
+    assert model.config.pos_encoding == settings.pos_encoding and model.config.attention == settings.attention
+    if settings.attention == "mla":
+        assert model.config.kv_latent_dim == settings.kv_latent_dim
+
+
+def test_the_reversal_loss_floor_is_the_random_half_at_chance():
+    floor = reversal_loss_floor(8, 10)
+    assert floor.value == pytest.approx(7 / 15 * math.log(10)) and round(floor.value, 2) == 1.07
+    assert "(n−1)/(2n−1) · ln V = 7/15 · ln 10 ≈ 1.07" in floor.formula
+    # the cross-entropy of a perfect model: uniform over V on the n - 1 random predictions, certain on the n others
+    n, vocab = 4, 6
+    logits = torch.zeros(2 * n - 1, vocab)
+    logits[n - 1 :, 0] = 1e4
+    targets = torch.zeros(2 * n - 1, dtype=torch.long)
+    assert torch.nn.functional.cross_entropy(logits, targets).item() == pytest.approx(reversal_loss_floor(n, vocab).value)
+    assert TrainSettings().loss_floor == floor and TrainSettings(causal=False).loss_floor is None
 
 @pytest.mark.parametrize("change, message", [
     ({"d_model": 512}, "d_model"), ({"n_layers": 8}, "n_layers"), ({"steps": 5000}, "steps"),
     ({"batch_size": 1024}, "batch_size"), ({"n": 40}, "n must"), ({"vocab": 100}, "vocab"),
     ({"lr": 2.0}, "lr"), ({"d_model": 30}, "divisible"), ({"n_kv_heads": 3}, "divide"),
-    ({"pos_encoding": "rotary"}, "positional"),
+    ({"pos_encoding": "rotary"}, "positional"), ({"task": "sums"}, "task must"),
+    ({"task": "dates", "attention": "mla"}, "MLA is offered"),
+    ({"kv_latent_dim": 0}, "kv_latent_dim"),
 ])
 def test_absurd_settings_are_refused_before_anything_starts(change, message):
     settings = TrainSettings(**change)
@@ -110,9 +143,9 @@ def test_a_short_run_finishes_and_frees_its_slot(runner):
     assert snap.attention.step == 12 and snap.attention.weights.shape == (1, 2, 5, 5)  # (L, H, T, T)
     assert len(snap.attention.tokens) == 5 and snap.example_question == " ".join(snap.attention.tokens[:3])
     assert snap.seconds_left == 0 and snap.fraction_done == 1 and snap.chance == 0.25
-    assert len(snap.accuracy_by_position) == 5 and snap.eval_every == 10
+    assert len(snap.accuracy_by_position) == 5 and snap.eval_every == 2 and snap.learned is None
     assert queue.counts() == (0, 0) and not training_threads()
-    assert len(job.reverse("1 2 3").split()) == 3
+    assert len(job.answer("1 2 3").split()) == 3
 
 
 def test_weights_cross_the_process_boundary_exactly():
@@ -137,7 +170,7 @@ def test_stop_keeps_what_was_learned_and_saves_a_round_trip(tmp_path, runner):
     assert loaded.meta["task"] == {"name": "reversal", "n": 3, "vocab": 4} and loaded.meta["steps"] == snap.latest.step
     assert loaded.config.n_kv_heads == 1 and job.snapshot().saved_as == "my-run"
     for text in ("1 2 3", "3 3 0", "0 1 2"):
-        assert job.task.run(loaded.model, loaded.tokenizer, text) == job.reverse(text)
+        assert job.task.run(loaded.model, loaded.tokenizer, text) == job.answer(text)
 
 
 def test_save_never_overwrites_without_asking(tmp_path):
@@ -293,7 +326,46 @@ def test_default_settings_learn_the_reversal():
     begin = time.monotonic()
     while not job.wait(0.5):
         job.heartbeat()
-    final = job.snapshot().latest
-    assert final.kind == "done" and final.metrics["second_half_accuracy"] >= 0.99
+    snap = job.snapshot()
+    final = snap.latest
+    assert final.kind == "learned" and final.metrics["second_half_accuracy"] >= 0.99 and snap.status == "done"
+    assert snap.learned_text == f"Learned in {final.step} steps, {final.elapsed:.1f} seconds."
     assert abs(final.metrics["first_half_accuracy"] - final.metrics["chance"]) < 0.05
     assert time.monotonic() - begin < 300  # generous: shared CI machines are slow
+
+
+def test_a_run_that_learns_stops_itself_and_says_so():
+    settings = TrainSettings(n=3, vocab=4, d_model=32, n_heads=2, n_kv_heads=2, n_layers=1, steps=400, batch_size=32)
+    job = start_job(settings, "me", JobQueue(max_runs_override=1), runner="thread")
+    assert job.wait(120) and job.status == "done"
+    snap = job.snapshot()
+    assert snap.learned is not None and snap.latest.step < 400
+    assert snap.latest.metrics["second_half_accuracy"] >= 0.99
+    assert snap.learned_text == f"Learned in {snap.latest.step} steps, {snap.latest.elapsed:.1f} seconds."
+    assert snap.outcome_text.startswith("The model has learned to write 3 random symbols backwards")
+    assert "(chance 25%)" in snap.accuracy_text and snap.accuracy_text.startswith("second half ")
+    assert [c.learned_metric for c in snap.accuracy_curves] == [False, True] and snap.target == 0.99
+
+
+def test_a_dates_run_traces_cross_attention_and_answers_in_iso_form():
+    settings = TrainSettings(task="dates", d_model=16, n_heads=2, n_kv_heads=2, n_layers=1, steps=10,
+                             batch_size=8, pos_encoding="sinusoidal")
+    job = start_job(settings, "me", JobQueue(max_runs_override=1), runner="thread")
+    assert job.wait(120) and job.status == "done"
+    snap = job.snapshot()
+    a = snap.attention
+    assert a.kind == "cross" and a.weights.shape == (1, 2, len(a.query_tokens), len(a.tokens))  # (L, H, Tq, S)
+    assert a.query_tokens[0] == "<s>" and snap.example_question == "".join(a.tokens)
+    assert torch.allclose(a.weights.sum(-1), torch.ones(1, 2, len(a.query_tokens)), atol=1e-5)
+    assert snap.accuracy_text.startswith("exact match ") and snap.chance is None and snap.accuracy_by_position == []
+    assert isinstance(job.answer("march 3, 1997"), str) and job.generation_check() is None
+
+
+def test_without_the_causal_mask_generation_is_measured_beside_teacher_forcing():
+    settings = TrainSettings(n=4, vocab=5, d_model=32, n_heads=2, n_kv_heads=2, n_layers=2, steps=150, causal=False)
+    job = start_job(settings, "me", JobQueue(max_runs_override=1), runner="thread")
+    assert job.wait(120)
+    check = job.generation_check()
+    assert check is not None and check.sequences == 200 and len(check.continuation.split()) == 7
+    assert check.first_half_teacher_forced > 0.9  # it copies the visible next token
+    assert "Generating, as a user would" in check.text and check.start in "0 1 2 3 4".split()

@@ -1,7 +1,8 @@
-"""Plotly figures of a training run on the reversal task. Pure functions: no Streamlit here.
+"""Plotly figures of a Train-page run (reversal or dates). Pure functions: no Streamlit here.
 
-Legend: L layers, H heads, T = 2n - 1 positions of the fixed example, n half-length.
-Events are model.training.TrainEvent records (anything with step, loss, tokens_per_s, metrics).
+Legend: L layers, H heads, T = 2n - 1 positions of the fixed reversal example, n half-length;
+Tq queries and Tk keys of an attention map (dates' cross-attention: decoder inputs x source characters).
+Events are model.training.TrainEvent records; curves and the loss floor are explain/training.py records.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explain.labels import ACCURACY_POSITION_AXIS
+from explain.training import AccuracyCurve, LossFloor
 from model.training import TrainEvent
 
 from .panels import BLUE, GREY, MASKED_COLOR, VERMILLION, Array, to_numpy
@@ -36,12 +38,33 @@ def _layout(fig: go.Figure, title: str, y_title: str, height: int = 300) -> go.F
     return fig
 
 
-def plot_loss(step_events: Sequence[TrainEvent]) -> go.Figure:
-    """Training loss of every step's batch."""
+def plot_loss(step_events: Sequence[TrainEvent], floor: LossFloor | None = None) -> go.Figure:
+    """Training loss of every step's batch, and the best possible loss as a line with its formula."""
     events = _thin(step_events)
     fig = go.Figure(go.Scatter(x=[e.step for e in events], y=[e.loss for e in events], mode="lines",
                                name="loss", line={"color": SECOND_COLOUR}))
+    if floor is not None:
+        fig.add_hline(y=floor.value, line={"dash": "dash", "color": CHANCE_COLOUR}, annotation_text=floor.formula,
+                      annotation_position="top right")
+        fig.update_yaxes(rangemode="tozero")
     return _layout(fig, "Loss (cross-entropy of the training batch)", "loss")
+
+
+def plot_accuracy_curves(curves: Sequence[AccuracyCurve], chance: float | None, target: float | None) -> go.Figure:
+    """Accuracy on fresh sequences by step: the line that says "learned" in blue, with chance and the stop mark."""
+    others = iter((FIRST_COLOUR, CHANCE_COLOUR))
+    fig = go.Figure([go.Scatter(x=list(c.steps), y=list(c.values), mode="lines+markers", name=c.name,
+                                line={"color": SECOND_COLOUR if c.learned_metric else next(others, GREY)})
+                     for c in curves])
+    if chance is not None:
+        fig.add_hline(y=chance, line={"dash": "dot", "color": CHANCE_COLOUR},
+                      annotation_text=f"chance = 1/vocab = {chance:.3f}", annotation_position="bottom right")
+    if target is not None:
+        fig.add_hline(y=target, line={"dash": "dash", "color": SECOND_COLOUR}, annotation_text=f"learned at {target:.0%}",
+                      annotation_position="bottom left")
+    fig = _layout(fig, "Accuracy on fresh sequences", "accuracy", height=340)
+    fig.update_yaxes(range=[0, 1.05])
+    return fig
 
 
 def plot_half_accuracy(eval_events: Sequence[TrainEvent], chance: float) -> go.Figure:
@@ -84,32 +107,41 @@ def plot_throughput(step_events: Sequence[TrainEvent]) -> go.Figure:
     return fig
 
 
-def plot_training_attention(weights: Array, labels: Sequence[str], step: int, causal: bool = True) -> go.Figure:
-    """Every layer (rows) and head (columns) of attention on the fixed example, (L, H, T, T), at one step.
+def plot_training_attention(weights: Array, labels: Sequence[str], step: int, causal: bool = True,
+                            key_labels: Sequence[str] | None = None, what: str = "Attention") -> go.Figure:
+    """Every layer (rows) and head (columns) of attention on the fixed example, (L, H, Tq, Tk), at one step.
 
-    One heatmap with grey gaps between the blocks (not one subplot per head): the page redraws
-    it every second while training, and a single trace is many times cheaper to build.
+    `labels` name the queries, `key_labels` the keys (default: the same, self-attention). One heatmap
+    with grey gaps between the blocks (not one subplot per head): the page redraws it every second
+    while training, and a single trace is many times cheaper to build.
     """
-    values = to_numpy(weights)  # (L, H, T, T)
-    n_layers, n_heads, length, _ = values.shape
-    if causal:
+    values = to_numpy(weights)  # (L, H, Tq, Tk)
+    n_layers, n_heads, length, width = values.shape
+    if causal and length == width:
         values = np.where(np.tril(np.ones((length, length), dtype=bool)), values, np.nan)
     gap = 1
-    z = np.full((n_layers * (length + gap) - gap, n_heads * (length + gap) - gap), np.nan)
+    z = np.full((n_layers * (length + gap) - gap, n_heads * (width + gap) - gap), np.nan)
     for layer in range(n_layers):
         for head in range(n_heads):
-            r, c = layer * (length + gap), head * (length + gap)
-            z[r : r + length, c : c + length] = values[layer, head]
+            r, c = layer * (length + gap), head * (width + gap)
+            z[r : r + length, c : c + width] = values[layer, head]
     escaped = [html.escape(str(label), quote=False) for label in labels]
     fig = go.Figure(go.Heatmap(z=z, colorscale="Blues", zmin=0, zmax=1, hoverongaps=False,
                                hovertemplate="weight %{z:.3f}<extra></extra>", colorbar={"thickness": 10, "len": 0.8}))
     block = np.arange(length)
-    fig.update_xaxes(tickvals=[h * (length + gap) + length / 2 - 0.5 for h in range(n_heads)],
-                     ticktext=[f"head {h}" for h in range(n_heads)], side="top", showgrid=False, zeroline=False)
+    if key_labels is None:
+        fig.update_xaxes(tickvals=[h * (width + gap) + width / 2 - 0.5 for h in range(n_heads)],
+                         ticktext=[f"head {h}" for h in range(n_heads)], side="top", showgrid=False, zeroline=False)
+    else:  # every key named (a source character), the heads told apart by the title's "left to right"
+        keys = [html.escape(str(k), quote=False) or "␣" for k in key_labels]
+        fig.update_xaxes(tickvals=[h * (width + gap) + i for h in range(n_heads) for i in range(width)],
+                         ticktext=[k if k.strip() else "␣" for _ in range(n_heads) for k in keys], side="top",
+                         showgrid=False, zeroline=False, tickfont={"size": 9}, tickangle=0)
     fig.update_yaxes(tickvals=[layer * (length + gap) + i for layer in range(n_layers) for i in block],
                      ticktext=[f"L{layer} {escaped[i]}" for layer in range(n_layers) for i in block],
                      autorange="reversed", showgrid=False, zeroline=False, tickfont={"size": 9})
-    fig.update_layout(title=f"Attention on a fixed example at step {step} (rows: queries, columns: keys)",
+    heads = "" if key_labels is None else f", heads 0-{n_heads - 1} left to right"
+    fig.update_layout(title=f"{what} on a fixed example at step {step} (rows: queries, columns: keys{heads})",
                       height=int(np.clip(16 * z.shape[0] + 120, 300, 1000)), plot_bgcolor=MASKED_COLOR,
                       margin={"l": 80, "r": 20, "t": 90, "b": 30})
     return fig

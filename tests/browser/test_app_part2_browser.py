@@ -74,8 +74,10 @@ def test_compare_page_measures_decode_speed(app_url, page, browser_log, artifact
 def test_train_live_stop_save_and_pick(app_url, page, browser_log, artifacts_dir):
     open_app(page, app_url)  # the fresh-server rule again: this test may run alone
     open_app(page, f"{app_url}/train")
-    page.get_by_label("steps", exact=True).fill("3000")
+    page.get_by_label("steps (at most)", exact=True).fill("3000")
+    page.locator("label").filter(has_text="Stop when learned").click()  # off: this run must still be going to be stopped
     page.get_by_role("button", name="Start training").click()
+    page.wait_for_function("() => location.search.includes('tr_stop_learned=false')", timeout=30_000)
     seen = {wait_for_points(page, "Loss", 1, timeout_s=120, trace=0)}
     deadline = time.monotonic() + 120
     while len(seen) < 3:  # the first count and two updates after it
@@ -84,7 +86,7 @@ def test_train_live_stop_save_and_pick(app_url, page, browser_log, artifacts_dir
         seen.add(points(page, "Loss", 0))
     assert sorted(seen) == sorted(seen, key=lambda n: n) and min(seen) >= 1
     screenshot(page, artifacts_dir / "app_train_running.png")
-    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_test_id("stButton").get_by_role("button", name="Stop", exact=True).click()  # not the header's
     page.get_by_text(re.compile(r"Stopped \(stopped by you\) after \d+ steps")).wait_for(timeout=120_000)
     page.get_by_label("Name", exact=True).fill("browser-run")
     page.get_by_role("button", name="Save", exact=True).click()
@@ -100,3 +102,19 @@ def test_train_live_stop_save_and_pick(app_url, page, browser_log, artifacts_dir
     page.locator('[data-testid="stSidebar"]').get_by_text("your own model").wait_for(timeout=90_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=90_000)
     assert_clean_app(page, browser_log)
+
+
+def test_train_defaults_stop_when_learned(app_url, page, browser_log, artifacts_dir):
+    """Start with the defaults: the run ends by itself, and the page says when and what it learned."""
+    open_app(page, app_url)
+    open_app(page, f"{app_url}/train")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"Learned in \d+ steps, [0-9.]+ seconds\.")).first.wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"second half (100|99\.\d)% · first half \d+% \(chance 10%\)")).first.wait_for(
+        timeout=30_000)
+    page.get_by_text("has learned to write 8 random symbols backwards", exact=False).first.wait_for(timeout=30_000)
+    assert page.get_by_test_id("stButton").get_by_role("button", name="Stop", exact=True).count() == 0
+    page.wait_for_timeout(2000)  # the page's last run (timer off, save form on) has settled
+    assert page.get_by_text(re.compile(r"Learned in \d+ steps")).count() == 1
+    assert_clean_app(page, browser_log)
+    screenshot(page, artifacts_dir / "app_train_learned.png")
