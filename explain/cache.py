@@ -39,26 +39,37 @@ class CacheBreakdown:
     tokens: int
     batch: int
     bytes_per_element: int
+    kv_latent_dim: int = 0  # MLA: the cached latent c_KV per token and layer (0: K and V are cached)
+    rope_dim: int = 0  # MLA: the cached rotary key per token and layer
 
     @property
     def per_layer_k_bytes(self) -> int:
-        """Bytes of one layer's K tensor (B, Hkv, T, Dh); V is the same size."""
+        """Bytes of one layer's K tensor (B, Hkv, T, Dh); V is the same size. (MLA: half a layer's latent rows.)"""
+        if self.kv_latent_dim:
+            return self.total_bytes // (2 * self.n_layers)
         return self.n_kv_heads * self.d_head * self.tokens * self.batch * self.bytes_per_element
 
     @property
     def total_bytes(self) -> int:
+        if self.kv_latent_dim:
+            return latent_cache_bytes(self.n_layers, self.kv_latent_dim, self.rope_dim, self.tokens, self.batch,
+                                      self.bytes_per_element)
         return cache_bytes(self.n_layers, self.n_kv_heads, self.d_head, self.tokens, self.batch,
                            self.bytes_per_element)
 
     @property
     def variant(self) -> AttentionVariant:
-        return attention_variant(self.n_heads, self.n_kv_heads)
+        return "MLA" if self.kv_latent_dim else attention_variant(self.n_heads, self.n_kv_heads)
 
     @property
     def formula(self) -> str:
         """The product written out with this cache's numbers, ending in its total."""
+        total = f"{self.total_bytes:,} bytes ({format_bytes(self.total_bytes)})"
+        if self.kv_latent_dim:
+            return (f"{self.n_layers} × ({self.kv_latent_dim} + {self.rope_dim}) × {self.tokens} × {self.batch} × "
+                    f"{self.bytes_per_element} bytes = {total}")
         return (f"2 × {self.n_layers} × {self.n_kv_heads} × {self.d_head} × {self.tokens} × {self.batch} × "
-                f"{self.bytes_per_element} bytes = {self.total_bytes:,} bytes ({format_bytes(self.total_bytes)})")
+                f"{self.bytes_per_element} bytes = {total}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,12 @@ def variant_curves(n_layers: int, n_heads: int, n_kv_heads: int, d_head: int,
     """What the cache would take after each step (T = `lengths`) with each K/V sharing of this shape."""
     return tuple(CacheCurve(v.label, v.n_kv_heads, tuple(cache_bytes(n_layers, v.n_kv_heads, d_head, t) for t in lengths))
                  for v in kv_variants(n_heads, n_kv_heads))
+
+
+def latent_curve(n_layers: int, n_heads: int, kv_latent_dim: int, rope_dim: int, lengths: tuple[int, ...]) -> CacheCurve:
+    """MLA's cache bytes step by step (float32, batch 1), the line beside the MHA/GQA/MQA curves."""
+    return CacheCurve(f"MLA (latent {kv_latent_dim} + rotary {rope_dim})", n_heads,
+                      tuple(latent_cache_bytes(n_layers, kv_latent_dim, rope_dim, t) for t in lengths))
 
 
 @dataclass(frozen=True)
