@@ -218,7 +218,8 @@ def generation_view(checkpoint: LoadedCheckpoint, session: GenerationSession) ->
         steps=steps,
         finished=session.finished,
         vocabulary=tuple(display_token(t) for t in tokenizer.tokens),
-        labels=tuple(token_labels(tokenizer.id_to_token(i) for i in session.tokens[: session.fed])),
+        labels=tuple(token_labels((tokenizer.id_to_token(i) for i in session.tokens[: session.fed]),
+                                  prompt_length=steps[0].query_length)),  # the prefill read the prompt
         source_text=tokenizer.decode(list(session.source_ids)) if seq2seq else None,
         source_labels=tuple(token_labels(source)),
         generated=tuple(display_token(tokenizer.id_to_token(i)) for i in session.generated),

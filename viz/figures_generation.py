@@ -20,10 +20,12 @@ from .panels import (
     BLUE,
     GREEN,
     MASKED_COLOR,
+    SCORES_HOVER,
     SIGNED_SCALE,
     VERMILLION,
     WEIGHTS_SCALE,
     Array,
+    Hover,
     Panel,
     PanelGrid,
     heatmap_spec,
@@ -102,6 +104,7 @@ def plot_grid(panels: Sequence[Sequence[Panel]], title: str, height_per_row: int
         for c, panel in enumerate(row):
             index = r * n_cols + c
             grid.add_trace(index, heatmap_spec(panel) | dict(coloraxis="coloraxis", showscale=False))
+            grid.prompt_lines(index, panel)
             grid.style(index, x=dict(type="category", showticklabels=panel.cols is not None and r == n_rows - 1,
                                      showgrid=False),  # no white lines across the grey masked cells
                        y=dict(type="category", autorange="reversed", showticklabels=c == 0, showgrid=False))
@@ -125,7 +128,8 @@ def plot_prefill_scores(scaled_scores: Array, mask: Array | None, labels: Sequen
     """Every head's scaled scores of the prompt, masked cells grey: the causal matrix of the prefill."""
     scores = to_numpy(scaled_scores)  # (H, T, T)
     allowed = None if mask is None else np.asarray(to_numpy(mask), dtype=bool)  # (T, T)
-    panels = [Panel(scores[h], f"head {h}", labels, labels, allowed) for h in range(scores.shape[0])]
+    panels = [Panel(scores[h], f"head {h}", labels, labels, allowed, hover=SCORES_HOVER)
+              for h in range(scores.shape[0])]
     rows = [panels[i : i + 4] for i in range(0, len(panels), 4)]
     return plot_grid(rows, f"Prefill, layer {layer}: QKᵀ/√d_head of the whole prompt at once (grey = masked)",
                      _row_height(len(labels)))
@@ -136,7 +140,8 @@ def plot_decode_row(weights: Array, key_labels: Sequence[str], query_label: str,
     """The one new query's softmax weights over all cached keys (H, 1, T): one row per head, no mask."""
     values = to_numpy(weights)[:, -1, :]  # (H, T)
     heads = [f"head {h}" for h in range(values.shape[0])]
-    panel = Panel(values, f"query {query_label}: softmax weights", heads, key_labels, signed=False)
+    panel = Panel(values, f"query {query_label}: softmax weights", heads, key_labels, signed=False,
+                  hover=Hover("head", "key", "weight"))
     title = f"{kind}, layer {layer}: the new token's query over all {values.shape[1]} cached keys"
     return plot_grid([[panel]], title, max(140, 26 * len(heads) + 60))
 
@@ -145,8 +150,8 @@ def plot_cache_tensors(keys: Array, values: Array, labels: Sequence[str], layer:
     """The layer's cached K and V, (Hkv, T, Dh) each: K on top, V below, a column per key/value head."""
     k, v = to_numpy(keys), to_numpy(values)
     n_kv, length, d_head = k.shape
-    rows = [[Panel(k[g], f"K, kv head {g}", labels, None) for g in range(n_kv)],
-            [Panel(v[g], f"V, kv head {g}", labels, None) for g in range(n_kv)]]
+    rows = [[Panel(k[g], f"K, kv head {g}", labels, None, hover=Hover("token", "dimension", "k")) for g in range(n_kv)],
+            [Panel(v[g], f"V, kv head {g}", labels, None, hover=Hover("token", "dimension", "v")) for g in range(n_kv)]]
     title = (f"Layer {layer} cache: {n_kv} key/value head(s) × {length} tokens × d_head {d_head}, "
              f"newest row(s) outlined")
     return plot_grid(rows, title, _row_height(length), outline_rows=min(new_rows, length))
@@ -159,10 +164,12 @@ def plot_cache_growth(steps: Sequence[int], measured_bytes: Sequence[int], curve
     largest = max([*measured_bytes, *(b for curve in curves for b in curve.bytes_by_step)], default=0)
     unit, scale = byte_unit(largest)
     for curve in curves:
-        fig.add_trace(go.Scatter(x=list(steps), y=[b / scale for b in curve.bytes_by_step], name=html.escape(f"{curve.label} (formula)"),
+        fig.add_trace(go.Scatter(x=list(steps), y=[b / scale for b in curve.bytes_by_step],
+                                 name=html.escape(f"{curve.label} (formula)"),
                                  mode="lines+markers", marker={"size": 5, "symbol": "circle-open"},
                                  line={"dash": "dash", "color": variant_colour(curve.label)}))
-    fig.add_trace(go.Scatter(x=list(steps), y=[b / scale for b in measured_bytes], name=html.escape(f"{measured_name} (measured)"),
+    fig.add_trace(go.Scatter(x=list(steps), y=[b / scale for b in measured_bytes],
+                             name=html.escape(f"{measured_name} (measured)"),
                              mode="lines+markers", line={"color": MEASURED_COLOUR, "width": 3}))
     fig.update_layout(title="KV-cache size after each step", height=340, margin={"l": 60, "r": 20, "t": 60, "b": 50},
                       xaxis={"title": "step (0 = prefill)", "dtick": 1}, yaxis={"title": unit, "rangemode": "tozero"})

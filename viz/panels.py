@@ -247,14 +247,14 @@ class PanelGrid:
         shape = to_numpy(panel.values).shape
         if panel.highlight is not None:
             self._outline(index, panel.highlight, shape)
-        self._prompt_lines(index, panel)
+        self.prompt_lines(index, panel)
         if panel.boundaries:
             x_ref, y_ref = self.refs(index)
             for x in range(panel.boundaries, shape[1], panel.boundaries):
                 self.shapes.append(dict(type="line", x0=x - 0.5, x1=x - 0.5, xref=x_ref, y0=0, y1=1,
                                         yref=f"{y_ref} domain", line=dict(color="black", width=1.5)))
 
-    def _prompt_lines(self, index: int, panel: Panel) -> None:
+    def prompt_lines(self, index: int, panel: Panel) -> None:
         """A dashed line where the prompt's rows (and columns) end and the model's own part begins."""
         x_ref, y_ref = self.refs(index)
         end_row = prompt_rows(panel.rows) if panel.rows is not None else None
