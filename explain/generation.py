@@ -22,7 +22,7 @@ from model.sampling import SamplingSettings, keep_mask, never_generated
 
 from .cache import CacheBreakdown, CacheCurve, variant_curves
 from .inputs import code_span
-from .labels import display_token, token_labels
+from .labels import TokenLabel, display_token, token_labels
 
 BYTES_PER_ELEMENT = 4  # the session's cache is float32
 
@@ -54,6 +54,12 @@ class GenerationView:
     @property
     def prefill(self) -> GenerationStep:
         return self.steps[0]
+
+    @property
+    def newest_row_label(self) -> str:
+        """The newest token's query row, "position:token → chosen": what it reads and the token it chose."""
+        newest = self.labels[-1]
+        return TokenLabel(newest.position, newest.token, self.vocabulary[self.last.chosen], newest.from_prompt)
 
     @property
     def prompt_labels(self) -> tuple[str, ...]:

@@ -103,18 +103,19 @@ def generation_section() -> None:
         chart(plot_prefill_scores(prefill.layers[layer].scaled_scores, prefill.mask, view.prompt_labels, layer),
               "prefill_scores")
         st.caption("Prefill: the prompt's tokens are queries all at once, so query i must be kept from keys "
-                   f"after it in the same pass: the causal mask (grey) is needed here, exactly as in training. {LABEL_NOTE}")
+                   "after it in the same pass: the causal mask (grey) is needed here, exactly as in training. "
+                   + LABEL_NOTE)
     else:
         st.caption("The decoder starts from the single start token, so its prefill is one query: no mask.")
     if last.kind == "decode":
-        chart(plot_decode_row(layer_step.weights, labels, labels[-1], layer), "decode_row")
+        chart(plot_decode_row(layer_step.weights, labels, view.newest_row_label, layer), "decode_row")
         st.caption("Decode: one query (the newest token) over every cached key. All of them are in its past, "
                    f"so the mask row would be all allowed: no mask is applied, and none is needed. {LABEL_NOTE}")
     else:
         st.info("Press **Next token** for the first decode step: one new query row over the cached keys.")
     if layer_step.cross_weights is not None:
-        chart(plot_decode_row(layer_step.cross_weights, view.source_labels, labels[-1], layer, "Cross-attention"),
-              "cross_row")
+        chart(plot_decode_row(layer_step.cross_weights, view.source_labels, view.newest_row_label, layer,
+                              "Cross-attention"), "cross_row")
         st.caption("Cross-attention reads the encoder's keys and values, computed once from the source at the "
                    "prefill and cached: later steps only add their query.")
 
