@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     print_header("Training runner: thread vs process (issue 14)")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    speed = TrainSettings(steps=40) if args.quick else TrainSettings()
-    background = TrainSettings(steps=3000)
+    # every step runs (no stop when learned): the same work as the CLI, and background runs that last
+    speed = TrainSettings(steps=40, stop_when_learned=False) if args.quick else TrainSettings(stop_when_learned=False)
+    background = TrainSettings(steps=3000, stop_when_learned=False)
     rounds, page_rounds, reruns = (1, 1, 5) if args.quick else (args.rounds, args.page_rounds, args.reruns)
     print_table(f"(a) the Train page's default run ({speed.steps} steps) vs the CLI, median of {rounds} "
                 f"(target: app wall <= {SPEED_TARGET}x CLI wall)",

@@ -56,7 +56,7 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def one_run(browser, base: str, task: str, timeout_s: float) -> dict:
+def one_run(browser, base: str, task: str, timeout_s: float, shot: Path | None = None) -> dict:
     """A fresh session: open /train, press Start with the defaults, wait for "Learned in"."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.add_init_script(WATCH)
@@ -69,6 +69,12 @@ def one_run(browser, base: str, task: str, timeout_s: float) -> dict:
         button.click()
         page.wait_for_function("() => window.__tr.learned !== null", timeout=timeout_s * 1000, polling=200)
         w = page.evaluate("() => window.__tr")
+        if shot is not None:  # the whole page once it has settled (Streamlit scrolls its main block)
+            page.wait_for_timeout(2000)
+            height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+            page.set_viewport_size({"width": 1400, "height": min(max(height, 800), 9000)})
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(shot))
     finally:
         context.close()
     updates = [t for t, n in w["changes"] if n > 0 and t <= w["learned"]]
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--task", choices=("reversal", "dates"), default="reversal")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for 'learned' per run")
+    parser.add_argument("--screenshot", type=Path, help="a PNG of the last run's page once it has learned")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -95,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             before = load_average()
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                rows = [one_run(browser, f"http://127.0.0.1:{port}", args.task, args.timeout)
-                        for _ in range(args.runs)]
+                rows = [one_run(browser, f"http://127.0.0.1:{port}", args.task, args.timeout,
+                                args.screenshot if i == args.runs - 1 else None) for i in range(args.runs)]
                 browser.close()
             after = load_average()
         finally:
