@@ -39,6 +39,9 @@ from .panels import (
 )
 
 
+EVERY_LABEL = {"dtick": 1, "tickfont": {"size": 10}}  # a category axis that labels every token, smaller
+
+
 def plot_head_grid(att: AttentionTrace, q_labels: Sequence[str], k_labels: Sequence[str], title: str,
                    highlight_head: int | None = None) -> go.Figure:
     """Softmax weights of every head of one layer as a grid of heatmaps (masked cells grey)."""
@@ -63,6 +66,7 @@ def plot_layer_grid(atts: Sequence[AttentionTrace], q_labels: Sequence[str], k_l
                           hover=WEIGHTS_HOVER)
             grid.add_panel(panel, index, show_scale=index == 0, tick_labels=index % cols == 0,
                            x_tick_labels=index // cols + 1 == grid_rows)
+            grid.style(index, x=EVERY_LABEL, y=EVERY_LABEL)  # plotly would skip every other token
     if highlight_head is not None and len(atts) == 1:
         grid.annotations[highlight_head]["font"] = dict(color=HIGHLIGHT, size=15)
     per_row = max(170, min(420, ROW_PX * len(q_labels) + 60))

@@ -59,6 +59,8 @@ def test_heatmaps_readable_with_and_without_presentation_mode(app_url, page, bro
     assert one_head is not None, [c["title"] for c in drawn]
     for chart in drawn:
         assert chart["overflow"] <= 1, f"{chart['title']!r} overflows its container by {chart['overflow']} px"
+    grid = next(c for c in drawn if c["title"].startswith("Layer 0: all"))
+    assert len(grid["yticks"]) == grid["rows"] and len(grid["xticks"]) % grid["cols"] == 0  # every token, every panel
     if present:
         assert min(one_head["sizes"]) >= 18, one_head["sizes"]
         assert all(c == "rgb(17, 17, 17)" for c in one_head["colours"]), set(one_head["colours"])
