@@ -192,14 +192,13 @@ def url_number_field(label: str, key: str, *, default: int | float, step: int | 
     """A number input (whole or decimal) bound to ?key=number, starting at `default`; a link's value that is
     no number gets a note.
 
-    Unlike url_number_input, no min or max: a value out of range is the caller's to refuse, with its reason. As in
-    url_text_input, `default` is passed only while the widget holds no value, so that a callback may
-    set the value through st.session_state without Streamlit's warning about both.
+    Unlike url_number_input, no min or max: a value out of range is the caller's to refuse, with its
+    reason. To put a new default in (another task's), delete the key from st.session_state and from
+    st.query_params in a callback: the widget then starts again at `default`.
     """
     raw = st.query_params.get(key)  # read first: binding the widget rewrites a value it cannot take
-    value = None if key in st.session_state else default
-    number = where.number_input(label, value=value, step=step, format=format, key=key, bind="query-params",
+    number = where.number_input(label, value=default, step=step, format=format, key=key, bind="query-params",
                                 help=help)
     if raw is not None and not re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE]-?[0-9]+)?", raw):
-        _warn_link_value(key, raw, "not a number", str(number if number is not None else default), where)
-    return number if number is not None else default
+        _warn_link_value(key, raw, "not a number", str(number), where)
+    return number

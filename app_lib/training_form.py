@@ -48,13 +48,10 @@ LATENT_KEY, NO_MASK_KEY, STOP_KEY = "tr_kv_latent", "tr_no_mask", "tr_stop_learn
 
 
 def _task_defaults() -> None:
-    """The task picker's callback: every field takes the new task's default."""
-    defaults = TrainSettings.defaults(st.session_state[TASK_KEY])
-    for f in FIELDS:
-        st.session_state[f.key] = getattr(defaults, f.name)
-    for name, (key, _) in CHOICES.items():
-        st.session_state[key] = getattr(defaults, name)
-    st.session_state[LATENT_KEY] = defaults.kv_latent_dim
+    """The task picker's callback: every field forgets its value (widget and URL) and starts at the new task's default."""
+    for key in [f.key for f in FIELDS] + [key for key, _ in CHOICES.values()] + [LATENT_KEY]:
+        st.session_state.pop(key, None)
+        st.query_params.pop(key, None)
 
 
 def pick_task() -> str:
@@ -76,8 +73,8 @@ def settings_form(task: str) -> tuple[TrainSettings, bool]:
             values[f.name] = url_number_field(f.label, f.key, default=getattr(defaults, f.name), step=f.step,
                                               format=f.format, where=columns[i % 6])
         c = st.columns(4)
-        index = 0 if "tr_pos" in st.session_state else POSITIONAL.index(defaults.pos_encoding)  # see url_text_input
-        values["pos_encoding"] = url_selectbox("positional encoding", POSITIONAL, "tr_pos", where=c[0], index=index)
+        values["pos_encoding"] = url_selectbox("positional encoding", POSITIONAL, "tr_pos", where=c[0],
+                                               index=POSITIONAL.index(defaults.pos_encoding))
         if task == "reversal":
             values["attention"] = url_selectbox(
                 "attention", ATTENTION_KINDS, "tr_attention", where=c[1],

@@ -6,7 +6,7 @@ from app_lib.sidebar import select_checkpoint
 from app_lib.state import ensure_entrypoint, session_token
 from app_lib.training_form import pick_task, settings_form
 from app_lib.training_job import JOB_QUEUE, QueueError, start_job
-from app_lib.ui import chart, intro
+from app_lib.ui import chart
 from app_lib.user_models import NameTakenError, NotYoursError, user_entry_name
 from explain.labels import token_labels
 from explain.training import JobSnapshot
@@ -24,21 +24,24 @@ ensure_entrypoint()  # a first request straight to /train must still go through 
 JOB_KEY = "_tp_training_job"
 owner = session_token()  # one run per session in the queue; its tag marks the models this session saves
 job = st.session_state.get(JOB_KEY)
+title = st.empty()  # above the task picker; its text depends on the task
 task = pick_task()
+title.title(f"Train a model: {task}")
 if task == "dates":
-    intro("Train a model: dates",
-          "A small encoder-decoder learns to rewrite a date written in one of seven human formats "
-          "(\"tuesday, february 20, 2004\", \"20.02.2004\") as 2004-02-20, character by character. Watch the "
-          "exact matches rise and the cross-attention form an alignment: each output character learns where "
-          "in the source its digits are written.",
-          r"\mathcal{L} = -\frac{1}{|y|}\sum_{t} \log p_\theta(y_{t} \mid y_{<t}, x)")
+    intro_text = ("A small encoder-decoder learns to rewrite a date written in one of seven human formats "
+                  "(\"tuesday, february 20, 2004\", \"20.02.2004\") as 2004-02-20, character by character. Watch the "
+                  "exact matches rise and the cross-attention form an alignment: each output character learns where "
+                  "in the source its digits are written.")
+    formula = r"\mathcal{L} = -\frac{1}{|y|}\sum_{t} \log p_\theta(y_{t} \mid y_{<t}, x)"
 else:
-    intro("Train a model: reversal",
-          "A small GPT learns to write n random symbols backwards. The first half of each sequence is random, so "
-          "no model can beat chance there; the second half is fully determined, and a working model gets it right. "
-          "Watch the loss fall to its floor and the attention heads learn to look at the mirrored position.",
-          r"\mathcal{L} = -\frac{1}{2n-1}\sum_{t=0}^{2n-2} \log p_\theta(x_{t+1} \mid x_{\le t}), \qquad "
-          r"x = a_1 \dots a_n\, a_n \dots a_1")
+    intro_text = ("A small GPT learns to write n random symbols backwards. The first half of each sequence is random, "
+                  "so no model can beat chance there; the second half is fully determined, and a working model gets it "
+                  "right. Watch the loss fall to its floor and the attention heads learn to look at the mirrored "
+                  "position.")
+    formula = (r"\mathcal{L} = -\frac{1}{2n-1}\sum_{t=0}^{2n-2} \log p_\theta(x_{t+1} \mid x_{\le t}), \qquad "
+               r"x = a_1 \dots a_n\, a_n \dots a_1")
+st.markdown(intro_text)
+st.latex(formula)
 
 settings, started = settings_form(task)
 if started:
