@@ -14,6 +14,7 @@ import torch
 
 from model import GPTConfig, TransformerConfig, apply_rope
 from model.attention import AttentionTrace
+from model.generation_trace import GenerationSession
 from model.rope import rope_frequencies
 
 
@@ -165,3 +166,23 @@ def latent_rows(att: AttentionTrace, head: int) -> LatentRows | None:
     n_heads, d_head = att.v.shape[1], att.v.shape[-1]
     return LatentRows(att.latent[0].numpy(), att.k[0, head, :, :d_head].numpy(), att.v[0, head].numpy(),
                       att.rotary_key[0].numpy(), n_heads, d_head)
+
+
+@dataclass(frozen=True)
+class LatentCacheRows:
+    """What an MLA layer's cache holds now: c_KV and the rotary key of every token so far (batch row 0)."""
+
+    layer: int
+    latent: np.ndarray  # (T, C)
+    rotary_key: np.ndarray  # (T, R)
+
+    @property
+    def title(self) -> str:
+        return (f"Layer {self.layer} cache: {self.latent.shape[0]} tokens × (c_KV {self.latent.shape[1]} + rotary key "
+                f"{self.rotary_key.shape[1]}), no per-head keys or values")
+
+
+def latent_cache_rows(session: GenerationSession, layer: int, kv_latent_dim: int) -> LatentCacheRows:
+    """An MLA layer's cached rows [c_KV ; k_R] (the KV page's session), split into the latent and the rotary key."""
+    rows = session.cache_keys(layer)[0]  # (T, C + R): the one sequence's rows
+    return LatentCacheRows(layer, rows[:, :kv_latent_dim].numpy(), rows[:, kv_latent_dim:].numpy())

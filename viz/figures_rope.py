@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from explain.rope import LatentRows, RopeView, RotationRows
+from explain.rope import LatentCacheRows, LatentRows, RopeView, RotationRows
 
 from .panels import BLUE, VERMILLION, Panel, plot_panels, plotly_labels
 
@@ -80,3 +80,12 @@ def plot_cache_lines(tokens: Sequence[int], lines: Sequence[tuple[str, Sequence[
         fig.add_trace(go.Scatter(x=list(tokens), y=[v / 1024 for v in values], mode="lines", name=html.escape(name)))
     fig.update_layout(title="Cache size by tokens", xaxis_title="tokens", yaxis_title="KiB", height=320)
     return fig
+
+
+def plot_latent_cache(rows: LatentCacheRows, labels: Sequence[str]) -> go.Figure:
+    """An MLA layer's cache: one row per token, the latent c_KV and the rotary key side by side."""
+    plotly_labels(labels)
+    panels = [Panel(rows.latent, "c_KV", labels, None)]
+    if rows.rotary_key.shape[1]:
+        panels.append(Panel(rows.rotary_key, "rotary key", labels, None))
+    return plot_panels(panels, rows.title)
