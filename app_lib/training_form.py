@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explain.training import ATTENTION_KINDS, POSITIONAL, TASK_NAMES, TASK_SPECS, TrainSettings
+from explain.training import ATTENTION_KINDS, LEARNED_AT, POSITIONAL, TASK_NAMES, TASK_SPECS, TrainSettings
 
 from .state import url_number_field, url_selectbox, url_toggle
 
@@ -86,7 +86,8 @@ def settings_form(task: str) -> tuple[TrainSettings, bool]:
                                               help="Lets every position see the next token, i.e. its own answer.")
         values["stop_when_learned"] = url_toggle(
             "Stop when learned", STOP_KEY, default=True,
-            help=f"End the run as soon as the {TASK_SPECS[task].metric_label} on fresh examples reaches 99%. "
+            help=f"End the run as soon as the {TASK_SPECS[task].metric_label} on fresh examples reaches "
+                 f"{LEARNED_AT:.0%}. "
                  "Untick it to keep training for all the steps.")
         st.caption("Limits on this shared server: " + TrainSettings.limits_text())
         started = st.form_submit_button("Start training", type="primary")

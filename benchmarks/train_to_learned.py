@@ -20,6 +20,7 @@ The load average (uptime) before and after is printed with the table: the machin
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -78,7 +79,7 @@ def one_run(browser, base: str, task: str, timeout_s: float, shot: Path | None =
     finally:
         context.close()
     updates = [t for t, n in w["changes"] if n > 0 and t <= w["learned"]]
-    gaps = [b - a for a, b in zip(updates, updates[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(updates)]
     return {"seconds": (w["learned"] - w["click"]) / 1000, "text": w["text"],
             "first_chart": (updates[0] - w["click"]) / 1000 if updates else float("nan"),
             "updates": len(updates), "max_gap": max(gaps) / 1000 if gaps else float("nan"),

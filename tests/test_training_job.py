@@ -368,4 +368,4 @@ def test_without_the_causal_mask_generation_is_measured_beside_teacher_forcing()
     check = job.generation_check()
     assert check is not None and check.sequences == 200 and len(check.continuation.split()) == 7
     assert check.first_half_teacher_forced > 0.9  # it copies the visible next token
-    assert "Generating, as a user would" in check.text and check.start in "0 1 2 3 4".split()
+    assert "Generating, as a user would" in check.text and check.start in {"0", "1", "2", "3", "4"}
