@@ -24,11 +24,19 @@ MAX_INPUT_CHARS = 2000
 
 def render_sidebar() -> Selection | None:
     """Draw the sidebar; the Selection for this run, or None when no checkpoint can be opened."""
+    selection = _model_and_input()
+    with st.sidebar:  # last, so the model and input controls keep their place
+        st.divider()
+        url_toggle("Presentation mode", PRESENT_KEY, help="Large dark labels, every token labelled, values in the "
+                   "cells of small matrices, for a projector. In the link as ?present=true.")
+    return selection
+
+
+def _model_and_input() -> Selection | None:
+    """The checkpoint picker, model card and input; None when no checkpoint can be opened."""
     entries = list_checkpoints()
     usable = [e for e in entries if e.error is None]
     with st.sidebar:
-        url_toggle("Presentation mode", PRESENT_KEY, help="Large dark labels, every token labelled, values in the "
-                   "cells of small matrices, for a projector. In the link as ?present=true.")
         st.header("Model and input")
         if not usable:
             st.error(f"No usable checkpoint in `checkpoints/` or `{user_models_dir()}`. Train one with "

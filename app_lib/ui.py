@@ -54,7 +54,7 @@ def intro(title: str, text: str, formula: str | None = None) -> None:
     st.markdown(text)
     if formula:
         st.latex(formula)
-    st.html(SCROLL_TO_ANCHOR, unsafe_allow_javascript=True)
+    st.sidebar.html(SCROLL_TO_ANCHOR, unsafe_allow_javascript=True)  # not in the main block: no script there
 
 
 def presenting() -> bool:
@@ -100,8 +100,9 @@ def traced_input(selection: Selection) -> PreparedTrace:
             line += f" ({prepared.answer_how})"
     st.markdown(line)
     special = special_token_note(prepared.tokens + prepared.target_tokens + prepared.predictions)
-    if special:
-        st.caption(f"Special and invisible tokens here: {special}.")
+    with st.container():  # always there, so the elements below keep their place when the model changes
+        if special:
+            st.caption(f"Special and invisible tokens here: {special}.")
     return prepared
 
 
