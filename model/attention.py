@@ -220,11 +220,13 @@ class MultiHeadAttention(nn.Module):
     def _absorbed(self, q: Tensor, cached: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
         """MLA without decompressing the cache: multi-query attention over [c_KV ; k_R] -> heads (B, H, T_q, Dh).
 
-        The cached rows are the keys as they are, and their c_KV part the values: nothing is copied."""
+        The cached rows are the keys as they are, and the values too: the weighted sum of the k_R
+        columns is computed and dropped, which costs R numbers per row but keeps the query, key and
+        value widths equal, so SDPA takes its fused kernel and copies nothing."""
         query = self.latent.absorb_query(q)  # (B, H, T_q, C + R)
-        latent, _ = self.latent.split(cached)  # (B, 1, T_k, C), a view
         scale = 1.0 / math.sqrt(q.shape[-1])  # the scale of the decompressed scores, Dh + R
-        latent_heads = self._fast_attention(query, cached, latent, mask, dropout_p, scale)  # (B, H, T_q, C)
+        summed = self._fast_attention(query, cached, cached, mask, dropout_p, scale)  # (B, H, T_q, C + R)
+        latent_heads, _ = self.latent.split(summed)  # (B, H, T_q, C)
         return self.latent.absorb_output(latent_heads)  # (B, H, T_q, Dh)
 
     def forward(
