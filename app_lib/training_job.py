@@ -10,11 +10,13 @@ No Streamlit here: the page keeps a `TrainingJob` in `st.session_state` and poll
     runners       (training_runners.py) where a run trains: a worker process (the default) or a thread
     records       (explain/training.py) TrainSettings, JobSnapshot, AttentionSnapshot
 
-Why a worker process per run by default: in a server thread a run shares the interpreter's lock
-with every page run; the two older fixes for that (a 1 ms `sys.setswitchinterval`, `nice`r
-training threads) changed the whole interpreter and are gone. A worker process has its own
-interpreter and trains with cores / max runs torch threads. benchmarks/train_in_app.py measures
-both designs (benchmarks/RESULTS.md, "Training runner: thread vs process").
+Why a worker process per run by default (benchmarks/train_in_app.py; RESULTS.md, "Training runner:
+thread vs process"): a run in a server thread trains with the server's torch threads, which thrash on a
+busy 2-core machine (the default run: 77 s in a thread, 15 s in a worker, at load 4-8), and shares the
+interpreter's lock with the page runs (two runs trained 26% fewer steps/s beside page re-runs). A worker
+trains with cores // max runs torch threads, within 1.3x of `python -m model.train` (0.94x), and page
+re-runs stayed at p95 0.23 s beside two of them. Costs: ~330 MiB and a ~2-5 s start per run. Neither
+design touches `sys.setswitchinterval` or thread priorities.
 
 A run whose browser tab closed stops itself: the page's fragment calls `job.heartbeat()`
 every second or so, and a job with no heartbeat for $TP_TRAINING_HEARTBEAT_S seconds

@@ -53,12 +53,13 @@ def cli_command(settings: TrainSettings, out: Path) -> list[str]:
             *[part for key, value in flags.items() for part in (f"--{key}", str(value))]]
 
 
-def time_cli(settings: TrainSettings) -> tuple[float, float]:
-    """(process wall seconds, the loop's seconds) of one `python -m model.train` run."""
+def time_cli(settings: TrainSettings, threads: int | None) -> tuple[float, float]:
+    """(process wall seconds, the loop's seconds) of one `python -m model.train` run (threads: OMP_NUM_THREADS)."""
+    env = os.environ | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run"
         start = time.perf_counter()
-        subprocess.run(cli_command(settings, out), cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(cli_command(settings, out), cwd=ROOT, check=True, capture_output=True, env=env)
         wall = time.perf_counter() - start
         meta = json.loads((out / "config.json").read_text())["meta"]
     return wall, float(meta["train_seconds"])
@@ -77,17 +78,21 @@ def time_app(settings: TrainSettings, runner: RunnerKind) -> tuple[float, float]
     return wall, job.snapshot().latest.elapsed
 
 
-def speed_rows(settings: TrainSettings, rounds: int) -> list[list[object]]:
+def speed_rows(settings: TrainSettings, rounds: int, runners: tuple[RunnerKind, ...],
+               cli_threads: int | None) -> list[list[object]]:
     times: dict[str, list[tuple[float, float]]] = {"cli": [], "thread": [], "process": []}
     for i in range(rounds):
-        order = ["cli", *RUNNERS] if i % 2 == 0 else [*reversed(RUNNERS), "cli"]
+        order = ["cli", *runners] if i % 2 == 0 else [*reversed(runners), "cli"]
         for what in order:
             print(f"  speed round {i + 1}: {what}", file=sys.stderr, flush=True)
-            times[what].append(time_cli(settings) if what == "cli" else time_app(settings, what))
+            times[what].append(time_cli(settings, cli_threads) if what == "cli" else time_app(settings, what))
     cli_wall = statistics.median(w for w, _ in times["cli"])
     cli_loop = statistics.median(s for _, s in times["cli"])
     rows = []
-    for what, label in (("cli", "python -m model.train"), ("thread", "app, thread"), ("process", "app, worker process")):
+    cli_label = "python -m model.train" + (f" (OMP_NUM_THREADS={cli_threads})" if cli_threads else "")
+    for what, label in (("cli", cli_label), ("thread", "app, thread"), ("process", "app, worker process")):
+        if not times[what]:
+            continue
         wall = statistics.median(w for w, _ in times[what])
         loop = statistics.median(s for _, s in times[what])
         verdict = "" if what == "cli" else "met" if wall / cli_wall <= SPEED_TARGET else "missed"
@@ -180,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--rounds", type=int, default=3, help="speed rounds (CLI, thread, process each)")
     cli.add_argument("--page-rounds", type=int, default=2, help="page rounds (alone, threads, processes each)")
     cli.add_argument("--reruns", type=int, default=30, help="page re-runs per condition and round")
+    cli.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(RUNNERS), help="designs to time in (a)")
+    cli.add_argument("--cli-threads", type=int, help="OMP_NUM_THREADS for the CLI (default: torch's, one per core)")
+    cli.add_argument("--speed-only", action="store_true", help="only (a)")
     args = cli.parse_args(argv)
     print_header("Training runner: thread vs process (issue 14)")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -189,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     rounds, page_rounds, reruns = (1, 1, 5) if args.quick else (args.rounds, args.page_rounds, args.reruns)
     print_table(f"(a) the Train page's default run ({speed.steps} steps) vs the CLI, median of {rounds} "
                 f"(target: app wall <= {SPEED_TARGET}x CLI wall)",
-                ["run", "wall s", "min s", "vs CLI", "loop s", "loop vs CLI", "verdict"], speed_rows(speed, rounds))
+                ["run", "wall s", "min s", "vs CLI", "loop s", "loop vs CLI", "verdict"],
+                speed_rows(speed, rounds, tuple(args.runners), args.cli_threads))
+    if args.speed_only:
+        return 0
     print_table(f"(b) heatmaps page re-runs (head change, AppTest, this process's clock), {page_rounds} round(s) "
                 f"of {reruns} (target: p95 <= {PAGE_TARGET} s)",
                 ["while", "re-runs", "p50 s", "p95 s", "max s", "training steps/s (both runs)", "workers' RSS MiB",
