@@ -255,7 +255,7 @@ class MultiHeadAttention(nn.Module):
             positions = torch.arange(start, start + t_q, device=x.device)  # (T_q,)
         q = self._split_heads(self.q_proj(x), self.n_heads)  # (B, H, T_q, Dh [+ R])
         q_unrotated, q = (q, self._rotate(q, positions)) if positions is not None else (None, q)
-        k, v, k_unrotated = self._keys_values(x, context, cache, positions)  # MLA: c_KV and k_R
+        k, v, k_unrotated = self._keys_values(x, context, cache, positions)  # MLA: rows [c_KV ; k_R], empty
         latent = rope_key = None
         dropout_p = self.dropout if self.training else 0.0
         explicit = need_weights or return_trace
