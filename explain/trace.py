@@ -131,7 +131,7 @@ class PreparedTrace:
         return self.prompt_length if self.architecture == "gpt" else 1
 
     def query_labels(self, kind: str) -> list[str]:
-        """Row labels: "position:token → prediction" on a decoder's rows (explain.labels.row_labels), else "position:token"."""
+        """Row labels: "position:token → prediction" on a decoder's rows (labels.row_labels), else "position:token"."""
         if kind == "encoder":
             return self.labels
         tokens = self.tokens if kind == "self" else self.target_tokens

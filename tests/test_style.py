@@ -20,8 +20,10 @@ def test_small_matrices_get_large_labels_every_token_and_their_values():
     original = weights_figure(12)
     fig = present(original)
     assert fig.layout.xaxis.tickfont.size >= PRESENT_FONT_PX and fig.layout.yaxis.tickfont.size >= PRESENT_FONT_PX
-    assert list(fig.layout.xaxis.tickvals) == list(fig.data[-1].x) and list(fig.layout.yaxis.tickvals) == list(fig.data[-1].y)
-    assert fig.data[-1].texttemplate == CELL_FORMAT and fig.data[0].name == "masked" and fig.data[0].texttemplate is None
+    assert list(fig.layout.xaxis.tickvals) == list(fig.data[-1].x)
+    assert list(fig.layout.yaxis.tickvals) == list(fig.data[-1].y)
+    assert fig.data[-1].texttemplate == CELL_FORMAT and fig.data[0].name == "masked"
+    assert fig.data[0].texttemplate is None
     assert [list(step) for step in fig.data[-1].colorscale] == [list(step) for step in PRESENT_WEIGHTS_SCALE]
     assert original.layout.xaxis.tickfont.size is None  # a copy: the cached figure is left alone
 

@@ -38,7 +38,6 @@ from .panels import (
     to_numpy,
 )
 
-
 EVERY_LABEL = {"dtick": 1, "tickfont": {"size": 10}}  # a category axis that labels every token, smaller
 
 

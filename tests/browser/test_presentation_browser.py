@@ -33,7 +33,8 @@ CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot 
             rows: heat.length ? Array.from(heat[0].y || []).length : 0,
             cols: heat.length ? Array.from(heat[0].x || []).length : 0,
             cellTexts: plot.querySelectorAll('g.heatmaplayer text, .hm text, text.textpoint').length,
-            height: box.height, overflow: svg ? svg.getBoundingClientRect().width - holder.getBoundingClientRect().width : 0};
+            height: box.height,
+            overflow: svg ? svg.getBoundingClientRect().width - holder.getBoundingClientRect().width : 0};
 })"""
 
 
@@ -50,7 +51,8 @@ def _open(page, path: str, query: str, width: int) -> None:
 @needs_reversal
 @pytest.mark.parametrize("width", [1400, 800])
 @pytest.mark.parametrize("present", [False, True])
-def test_heatmaps_readable_with_and_without_presentation_mode(app_url, page, browser_log, artifacts_dir, width, present):
+def test_heatmaps_readable_with_and_without_presentation_mode(app_url, page, browser_log, artifacts_dir, width,
+                                                              present):
     page.app_url = app_url
     _open(page, "heatmaps", f"checkpoint={REVERSAL}" + ("&present=true" if present else ""), width)
     drawn = charts(page)
