@@ -55,7 +55,8 @@ top_p = url_float_slider("Top-p (1 = all tokens)", "kv_top_p", min_value=0.05, m
 options = st.columns([4, 1, 1], vertical_alignment="center")
 never_special = url_toggle("Never generate special tokens", "kv_never_special", default=True, where=options[0])
 autoplay = options[2].toggle("Autoplay", key="kv_autoplay")
-st.caption(suppression_note(tokenizer))
+st.caption(suppression_note(tokenizer) + " This page writes with the settings above (greedy at temperature 0); the "
+           "continuation other pages show under the input uses the task's own settings, so the two can differ.")
 settings = settings_from_controls(temperature, top_k, top_p, never_special, tokenizer)
 key = (name, version_of(name), model_input.ids)
 options[1].button("Reset", key="kv_reset", help="Start again from the prompt.",
