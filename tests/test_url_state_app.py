@@ -98,3 +98,13 @@ def test_presentation_mode_is_off_by_default_and_toggles():
     at.toggle(key="present").set_value(True).run()
     assert not at.exception and all(figure["layout"]["height"] <= 720 for figure in figures(at))
     assert all(figure["layout"]["xaxis"]["tickfont"]["size"] >= 18 for figure in figures(at))
+
+
+@needs_reversal
+@pytest.mark.parametrize("page", ["pages/embeddings.py", "pages/positional.py", "pages/compare_attention.py",
+                                  "pages/heads_off.py", "pages/hide_token.py", "pages/logit_lens.py", "pages/train.py"])
+def test_presentation_mode_on_every_other_page(page):
+    at = open_page(page, {"checkpoint": REVERSAL, "present": "true"})
+    for figure in figures(at):
+        layout = figure["layout"]
+        assert layout["height"] <= 720 and layout["font"]["size"] >= 18, layout.get("title")
