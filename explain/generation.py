@@ -20,7 +20,7 @@ from model.generation_trace import GenerationSession, GenerationStep, distributi
 from model.kv_math import format_bytes
 from model.sampling import SamplingSettings, keep_mask, never_generated
 
-from .cache import CacheBreakdown, CacheCurve, variant_curves
+from .cache import CacheBreakdown, CacheCurve, latent_curve, variant_curves
 from .inputs import code_span
 from .labels import TokenLabel, display_token, token_labels
 
@@ -213,7 +213,11 @@ def generation_view(checkpoint: LoadedCheckpoint, session: GenerationSession) ->
     """The page's view of `session` (a session of `checkpoint`'s model) after its latest step."""
     tokenizer, config = checkpoint.tokenizer, checkpoint.config
     batch, n_kv_heads, tokens, d_head = session.cache_shape()  # (B, Hkv, T, Dh)
-    cache = CacheBreakdown(config.n_layers, config.n_heads, n_kv_heads, d_head, tokens, batch, BYTES_PER_ELEMENT)
+    mla = config.attention_variant == "MLA"
+    if mla:  # the cache holds rows [c_KV ; k_R] (B, 1, T, C + R), not K and V per head
+        n_kv_heads, d_head = config.n_kv_heads, config.d_head
+    cache = CacheBreakdown(config.n_layers, config.n_heads, n_kv_heads, d_head, tokens, batch, BYTES_PER_ELEMENT,
+                           config.kv_latent_dim if mla else 0, config.mla_rope_dim if mla else 0)
     if cache.total_bytes != session.steps[-1].cache_bytes:
         raise RuntimeError(f"the cache formula gives {cache.total_bytes} bytes but the cache holds "
                            f"{session.steps[-1].cache_bytes}: the page would print a wrong number.")
@@ -232,7 +236,9 @@ def generation_view(checkpoint: LoadedCheckpoint, session: GenerationSession) ->
         cache=cache,
         cross_cache_bytes=steps[-1].cross_cache_bytes if seq2seq else None,
         curves=variant_curves(config.n_layers, config.n_heads, n_kv_heads, d_head,
-                              tuple(s.cache_length for s in steps)),
+                              tuple(s.cache_length for s in steps))
+        + ((latent_curve(config.n_layers, config.n_heads, config.kv_latent_dim, config.mla_rope_dim,
+                         tuple(s.cache_length for s in steps)),) if mla else ()),
         generated_text=tokenizer.decode(list(session.generated)),
     )
 

@@ -15,6 +15,7 @@ from explain.generation import (
 )
 from explain.inputs import code_span, read_input
 from explain.labels import LABEL_NOTE, VOCABULARY_NOTE
+from explain.rope import latent_cache_rows
 from model.generation_trace import session_for
 from viz.figures_generation import (
     plot_cache_growth,
@@ -24,6 +25,7 @@ from viz.figures_generation import (
     plot_prefill_scores,
     plot_step_times,
 )
+from viz.figures_rope import plot_latent_cache
 
 SESSION_KEY = "_tp_kv_session"
 selection = current_selection()
@@ -122,17 +124,26 @@ def generation_section() -> None:
 
     st.subheader("The cache")
     cache = view.cache
-    st.markdown(f"Each of the {cache.n_layers} layers caches K and V shaped **(B={cache.batch}, H_kv={cache.n_kv_heads}, "
-                f"T={cache.tokens}, d_head={cache.d_head})**: only the {cache.n_kv_heads} key/value head(s), not the "
-                f"{cache.n_heads} query heads ({cache.variant}). Self-attention cache now {cache.formula}."
-                + (f" The cross-attention cache (the encoder's K/V, filled once) adds "
-                   f"{view.cross_cache_text}." if view.cross_cache_bytes is not None else ""))
-    keys, values = cache_tensors(session, layer)
-    chart(plot_cache_tensors(keys, values, labels, layer, new_rows=last.query_length), "cache_tensors")
+    if cache.variant == "MLA":
+        st.markdown(f"Each of the {cache.n_layers} layers caches one row per token: the latent c_KV "
+                    f"({cache.kv_latent_dim} numbers) and the rotary key ({cache.rope_dim}), the same for all "
+                    f"{cache.n_heads} heads, which project their keys and values up from the latent when they "
+                    f"attend (multi-head latent attention). Self-attention cache now {cache.formula}.")
+        chart(plot_latent_cache(latent_cache_rows(session, layer, cache.kv_latent_dim), labels), "cache_tensors")
+    else:
+        st.markdown(f"Each of the {cache.n_layers} layers caches K and V shaped **(B={cache.batch}, "
+                    f"H_kv={cache.n_kv_heads}, T={cache.tokens}, d_head={cache.d_head})**: only the "
+                    f"{cache.n_kv_heads} key/value head(s), not the {cache.n_heads} query heads ({cache.variant}). "
+                    f"Self-attention cache now {cache.formula}."
+                    + (f" The cross-attention cache (the encoder's K/V, filled once) adds "
+                       f"{view.cross_cache_text}." if view.cross_cache_bytes is not None else ""))
+        keys, values = cache_tensors(session, layer)
+        chart(plot_cache_tensors(keys, values, labels, layer, new_rows=last.query_length), "cache_tensors")
     st.caption(f"One row per cached token, one column per dimension of the head. {LABEL_NOTE}")
     chart(plot_cache_growth(view.step_indices, view.measured_bytes, view.curves, name), "cache_growth")
     st.caption("Measured bytes of this model's cache (solid) and the formula for the MHA, GQA and MQA versions of "
-               "its shape (dashed), in binary units (KiB, MiB) as in the text above.")
+               "its shape, and for an MLA model its latent cache (dashed), in binary units (KiB, MiB) as in the text "
+               "above.")
 
     st.subheader("With and without the cache")
     chart(plot_step_times(view.cache_lengths, view.cached_ms, view.uncached_ms), "step_times")

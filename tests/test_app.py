@@ -202,8 +202,11 @@ def expected_charts(page: str, name: str, text: str) -> int:
     checkpoint = load_model(name)
     if not read_input(checkpoint, text).ok:
         return REFUSED_CHARTS[page]
-    no_position = page == "pages/positional.py" and checkpoint.config.pos_encoding == "none"
-    return FULL_CHARTS[page] - no_position
+    config = checkpoint.config
+    no_position = page == "pages/positional.py" and config.pos_encoding == "none"
+    rope = config.pos_encoding == "rope"  # positional: rotation and score-by-distance instead of the own table
+    steps_extra = (rope + (config.attention_variant == "MLA")) if page == "pages/attention_steps.py" else 0
+    return FULL_CHARTS[page] - no_position + (rope and page == "pages/positional.py") + steps_extra
 
 
 def run_pages(name: str, text: str | None) -> None:

@@ -18,7 +18,8 @@ def shipped(prefix: str) -> list[str]:
 
 
 def test_the_shipped_set_is_complete_and_small():
-    expected = {"reversal-mha", "reversal-gqa", "reversal-mqa", "dates", "shakespeare-mha", "shakespeare-mqa"}
+    expected = {"reversal-mha", "reversal-gqa", "reversal-mqa", "reversal-rope", "reversal-mla", "dates",
+                "shakespeare-mha", "shakespeare-mqa"}
     assert expected <= set(SHIPPED)
     total = sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file())
     assert total < 60 * 1024 * 1024
@@ -45,9 +46,17 @@ def test_reversal_checkpoints_reverse_and_guess_the_first_half(name):
 
 
 def test_reversal_variants_differ_only_in_kv_heads():
-    configs = {name: load_checkpoint(ROOT / name).config for name in shipped("reversal")}
+    configs = {name: load_checkpoint(ROOT / name).config for name in ("reversal-mha", "reversal-gqa", "reversal-mqa")}
     assert sorted(c.n_kv_heads for c in configs.values()) == [1, 2, 4]
     assert len({(c.d_model, c.n_heads, c.n_layers, c.vocab_size) for c in configs.values()}) == 1
+
+
+def test_reversal_rope_and_mla_are_what_their_names_say():
+    mha, rope, mla = (load_checkpoint(ROOT / f"reversal-{kind}").config for kind in ("mha", "rope", "mla"))
+    assert (rope.pos_encoding, rope.attention, rope.attention_variant) == ("rope", "standard", "MHA")
+    assert (mla.pos_encoding, mla.attention_variant) == ("rope", "MLA")
+    assert 0 < mla.kv_latent_dim + mla.mla_rope_dim < 2 * mla.n_heads * mla.d_head  # a smaller cache than MHA's
+    assert len({(c.d_model, c.n_heads, c.n_layers, c.vocab_size) for c in (mha, rope, mla)}) == 1
 
 
 @pytest.mark.slow
