@@ -141,7 +141,7 @@ def measure(s: Setup, clock) -> tuple[list[list[object]], float]:
         exact = "yes" if exact_bytes(s, n_kv, nbytes[n_kv], nbytes[mha]) else "NO"
         name = f"MLA (C={s.mla[0]}, R={s.mla[1]})" if n_kv == MLA else f"{kind(mha, n_kv)} (H_kv={n_kv})"
         rows.append([
-            s.name, name, format_bytes(nbytes[n_kv]), f"{bytes_ratio:g}x", exact,
+            s.name, name, format_bytes(nbytes[n_kv]), f"{bytes_ratio:.3g}x", exact,
             f"{s.batch * s.new_tokens / median(t):,.0f}", spread(t), f"{median(times[mha]) / median(t):.2f}x",
         ])
     return rows, median(times[mha]) / median(times[1])
