@@ -20,6 +20,7 @@ from .panels import (
     BLUE,
     GREEN,
     MASKED_COLOR,
+    PURPLE,
     SCORES_HOVER,
     SIGNED_SCALE,
     VERMILLION,
@@ -33,7 +34,7 @@ from .panels import (
     to_numpy,
 )
 
-VARIANT_COLOURS = {"MHA": BLUE, "GQA": GREEN, "MQA": VERMILLION}
+VARIANT_COLOURS = {"MHA": BLUE, "GQA": GREEN, "MQA": VERMILLION, "MLA": PURPLE}
 MEASURED_COLOUR = "#222222"
 CHOSEN_COLOUR, KEPT_COLOUR, CUT_COLOUR, DRAWN_COLOUR = VERMILLION, BLUE, MASKED_COLOR, MEASURED_COLOUR
 MAX_BARS, CUT_BARS = 40, 5  # bars for every kept token and a few cut ones, up to MAX_BARS (at least `top`)
