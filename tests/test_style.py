@@ -53,3 +53,12 @@ def test_panels_side_by_side_print_values_only_while_their_cells_stay_wide():
 
     assert all(t.texttemplate == CELL_FORMAT for t in present(panels(5, 3)).data)  # 15 columns across
     assert all(t.texttemplate is None for t in present(panels(8, 3)).data)  # 24 columns across
+
+
+def test_panels_on_one_shared_scale_keep_one_colour_bar():
+    from viz.panels import plot_panels
+
+    shared = present(plot_panels([Panel(np.eye(4), f"p{i}", None, None, limit=2.0) for i in range(3)], "t"))
+    assert [t.showscale for t in shared.data] == [False, False, True]
+    own = present(plot_panels([Panel(np.eye(4) * (i + 1), f"p{i}", None, None) for i in range(3)], "t"))
+    assert all(t.showscale is not False for t in own.data)

@@ -7,11 +7,12 @@ styles its own figures. What it does, for every figure:
 - matrices of at most MAX_ANNOTATED x MAX_ANNOTATED print their values in the cells, when the panels side by
   side add up to no more than MAX_ANNOTATED columns (narrower cells could not hold the numbers);
 - weights (the [0, 1] "Blues" scale) get PRESENT_WEIGHTS_SCALE, on which 0.1 is a clear light blue;
-- no figure taller than MAX_HEIGHT_PX.
+- titles wrapped to fit a narrow chart (plotly cuts them off); no figure taller than MAX_HEIGHT_PX.
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ CELL_FONT_PX = 13
 CELL_FORMAT = "%{z:.2~f}"  # d3: two decimals, trailing zeros dropped ("0.97", "0.1", "0")
 TEXT_COLOUR = "#111111"
 MAX_HEIGHT_PX = 720
+TITLE_CHARS, LINE_PX = 44, 28  # a presentation title fits a 500-pixel chart (800-pixel screen) when wrapped
 MAX_ANNOTATED = 16
 # White at 0, already a clear blue at 0.1 (the plain "Blues" scale is still near white there), dark at 1.
 PRESENT_WEIGHTS_SCALE = [[0.0, "#ffffff"], [0.03, "#deebf7"], [0.1, "#9ecae1"], [0.3, "#4292c6"],
@@ -42,9 +44,17 @@ def present(fig: go.Figure) -> go.Figure:
     for name in _axis_names(fig, categories):
         _axis(fig.layout[name], categories.get(name), font)
     fig.update_layout(font=font, legend_font=font, hoverlabel_font_size=PRESENT_FONT_PX)
+    extra_lines = 0
     if fig.layout.title.text:
-        fig.update_layout(title_font={"size": PRESENT_FONT_PX + 4, "color": TEXT_COLOUR})
-    fig.update_annotations(font=font)
+        title = wrap(fig.layout.title.text, TITLE_CHARS)
+        extra_lines = title.count("<br>")
+        fig.update_layout(title_text=title, title_font={"size": PRESENT_FONT_PX + 4, "color": TEXT_COLOUR})
+    panels = len(fig.layout.annotations)
+    for note in fig.layout.annotations:
+        note.update(font=font, text=wrap(note.text or "", TITLE_CHARS // max(1, panels)) if panels > 1 else note.text)
+        extra_lines = max(extra_lines, (note.text or "").count("<br>") + (fig.layout.title.text or "").count("<br>"))
+    top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
+    fig.update_layout(margin_t=top + LINE_PX * extra_lines)
     if fig.layout.coloraxis.colorscale is not None:
         _colour_scale(fig.layout.coloraxis, "cmin", "cmax")
         fig.layout.coloraxis.colorbar.tickfont = font
@@ -52,9 +62,20 @@ def present(fig: go.Figure) -> go.Figure:
     label_cells = _columns_across(fig, heatmaps) <= MAX_ANNOTATED
     for trace in heatmaps:
         _heatmap(trace, font, label_cells)
+    scales = {(t.zmin, t.zmax) for t in heatmaps}
+    if len(heatmaps) > 1 and len(scales) == 1 and None not in next(iter(scales)):  # one shared scale: one bar
+        for trace in heatmaps[:-1]:
+            trace.showscale = False
     height = fig.layout.height
     fig.update_layout(height=min(int(height), MAX_HEIGHT_PX) if height else MAX_HEIGHT_PX)
     return fig
+
+
+def wrap(text: str, width: int) -> str:
+    """Plotly text broken into lines of about `width` characters with <br> (plotly never wraps a title)."""
+    if "<br>" in text or len(text) <= width:
+        return text
+    return "<br>".join(textwrap.wrap(text, max(width, 8), break_long_words=False))
 
 
 def _axis(axis: Any, categories: list[str] | None, font: dict[str, Any]) -> None:

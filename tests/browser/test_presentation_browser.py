@@ -92,10 +92,11 @@ def test_a_section_link_scrolls_to_its_section(app_url, page, browser_log, artif
 
 
 @needs_reversal
+@pytest.mark.parametrize("width", [1400, 800])
 @pytest.mark.parametrize("path", ["attention_steps", "kv_cache"])
-def test_every_chart_of_a_page_in_presentation_mode(app_url, page, browser_log, artifacts_dir, path):
+def test_every_chart_of_a_page_in_presentation_mode(app_url, page, browser_log, artifacts_dir, path, width):
     page.app_url = app_url
-    page.set_viewport_size({"width": 1400, "height": 900})
+    page.set_viewport_size({"width": width, "height": 900})
     open_app(page, f"{app_url}/{path}?checkpoint={REVERSAL}&present=true", charts=base.PAGES.get(path, 3))
     page.wait_for_timeout(1500)
     drawn = charts(page)
@@ -103,5 +104,5 @@ def test_every_chart_of_a_page_in_presentation_mode(app_url, page, browser_log, 
     for chart in drawn:
         assert chart["sizes"] and min(chart["sizes"]) >= 18, (chart["title"], chart["sizes"][:5])
         assert chart["height"] <= 721 and chart["overflow"] <= 1, chart["title"]
-    screenshot(page, artifacts_dir / "presentation" / f"{path}-1400-present.png", width=1400)
+    screenshot(page, artifacts_dir / "presentation" / f"{path}-{width}-present.png", width=width)
     assert_clean_app(page, browser_log)
