@@ -235,7 +235,9 @@ class Student:
         """Start a run on the Train page, record the queue wait, stay until it ends, or leave: the first
         session whose run trains closes its tab, when runs are waiting for a slot."""
         await self.navigate("train")
-        await self.page.get_by_label("steps", exact=True).fill(str(self.args.train_steps))
+        await self.page.get_by_label("steps (at most)", exact=True).fill(str(self.args.train_steps))
+        # off: a run that stopped once learned (after a few seconds) would leave no run waiting for a slot
+        await self.page.locator("label").filter(has_text="Stop when learned").click()
         record = TrainingRecord(self.index, round(self.run.now(), 2))
         self.run.training.append(record)
         await self.page.get_by_role("button", name="Start training").click()

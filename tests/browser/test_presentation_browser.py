@@ -80,13 +80,15 @@ def test_heatmaps_readable_with_and_without_presentation_mode(app_url, page, bro
 def test_a_section_link_scrolls_to_its_section(app_url, page, browser_log, artifacts_dir):
     page.app_url = app_url
     _open(page, "attention_steps", f"checkpoint={REVERSAL}#4-softmax", 1400)
-    page.wait_for_timeout(2500)  # the scroll follows the charts above as they settle
-    top = page.evaluate("""() => {
+    heading_top = """() => {
         const target = [...document.querySelectorAll('[id]')].find(e => e.id.startsWith('4-softmax'));
         return target ? target.getBoundingClientRect().top : null;
-    }""")
-    assert top is not None, "no heading with an id starting 4-softmax"
-    assert 0 <= top < 300, f"the softmax heading is {top} px from the top: the link did not scroll to it"
+    }"""
+    # the scroll follows the charts above as they settle: wait until the heading sits near the top
+    page.wait_for_function(f"() => {{ const top = ({heading_top})(); return top !== null && top >= 0 && top < 300; }}",
+                           timeout=30_000)
+    top = page.evaluate(heading_top)
+    assert top is not None and 0 <= top < 300, f"the softmax heading is {top} px from the top"
     page.screenshot(path=str(artifacts_dir / "presentation" / "attention_steps-anchor.png"))
     assert_clean_app(page, browser_log)
 
