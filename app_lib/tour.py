@@ -40,6 +40,8 @@ TOUR: tuple[TourPage, ...] = (
              "train your own small model and open it here"),
     TourPage("pages/my_models.py", "Your models", ":material/folder_open:", "Go further",
              "upload, download and check your own models"),
+    TourPage("pages/lessons.py", "Lessons", ":material/school:", "Learn",
+             "questions about the model to answer and check, with a report for your teacher"),
 )
 
 
