@@ -50,7 +50,8 @@ def plot_bars_evidence(evidence: BarsEvidence) -> go.Figure:
                            textposition="outside", marker_color=BLUE, cliponaxis=False,
                            hovertemplate=f"%{{x}}: %{{y:,.4g}}{html.escape(unit)}<extra></extra>"))
     top = max(evidence.values, default=0.0)
-    y_axis = {"title": html.escape(evidence.value_name + unit), "range": [0, 1.15 * top if top > 0 else 1],
+    bottom = min(0.0, 1.15 * min(evidence.values, default=0.0))  # negative bars (attention scores) go below 0
+    y_axis = {"title": html.escape(evidence.value_name + unit), "range": [bottom, 1.15 * top if top > 0 else 1],
               "gridcolor": "#e5e5e5"}  # room above the tallest bar for its printed value
     fig.update_layout(title={"text": html.escape(evidence.title)}, height=380, plot_bgcolor="white", yaxis=y_axis,
                       xaxis={"type": "category"}, margin={"l": 60, "r": 20, "t": 60, "b": 80})
