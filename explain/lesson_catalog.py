@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .lesson_types import Lesson
 from .lessons_basic import cache_bytes_problem, causal_mask_problem, chance_halves_problem, mirror_head_problem
+from .lessons_more import solve_alignment, solve_head_off, solve_padding
+from .lessons_more_scores import solve_rope_relative, solve_scaling
 
 REVERSAL_GPTS = ("reversal-mha", "reversal-gqa", "reversal-mqa", "reversal-rope", "reversal-mla")
 
@@ -58,6 +60,62 @@ LESSONS: tuple[Lesson, ...] = (
               "and the rotary key), then multiply by the layers, the tokens and the bytes per number."),
         explore="pages/kv_cache.py",
         explore_label="Watch the cache grow while the model generates",
+    ),
+    Lesson(
+        slug="padding-mask",
+        title="Padding a batch",
+        kind="cells",
+        solve=solve_padding,
+        checkpoints=("reversal-mha", "dates") + REVERSAL_GPTS[1:] + ("shakespeare-mha", "shakespeare-mqa"),
+        hint=("A batch is a rectangle: the shorter row is filled up to the longer one's length, on the side the "
+              "question names. The padding mask hides exactly the filler, as keys, from every query of its row."),
+        explore="pages/heatmaps.py",
+        explore_label="See both rows of the padded batch, their masks and heatmaps",
+    ),
+    Lesson(
+        slug="cross-attention-alignment",
+        title="Cross-attention as alignment",
+        kind="cells",
+        solve=solve_alignment,
+        checkpoints=("dates",),
+        hint=("Which part of the source decides the month? Then, for each row, add up the largest weights "
+              "until you reach half: the heatmaps page shows the weights of every head of that layer."),
+        explore="pages/heatmaps.py",
+        explore_label="See every cross-attention head of the dates model",
+    ),
+    Lesson(
+        slug="head-off",
+        title="Switch a head off",
+        kind="choice",
+        solve=solve_head_off,
+        checkpoints=("reversal-mha", "reversal-mqa", "reversal-rope", "reversal-mla"),
+        hint=("Look at each head's heatmap: which one reads the prompt symbol that is being copied? A head whose "
+              "work another head also does can be switched off at little cost."),
+        explore="pages/heads_off.py",
+        explore_label="Switch heads off yourself, and find the important ones",
+    ),
+    Lesson(
+        slug="scaling",
+        title="Scaling by √d_head",
+        kind="choice",
+        solve=solve_scaling,
+        checkpoints=REVERSAL_GPTS + ("dates", "shakespeare-mha", "shakespeare-mqa"),
+        hint=("Without the division every score is √d_head times larger, and so is every gap between two scores. "
+              "What does a softmax do with larger gaps, and how much is there to lose in weights that are "
+              "already sharp?"),
+        explore="pages/attention_steps.py",
+        explore_label="See the scores before and after the scaling, and the softmax, step by step",
+    ),
+    Lesson(
+        slug="rope-relative",
+        title="RoPE sees only distances",
+        kind="choice",
+        solve=solve_rope_relative,
+        checkpoints=("reversal-rope", "reversal-mla"),
+        hint=("RoPE turns q by an angle proportional to its position m and k by one proportional to n; a dot "
+              "product only sees the angle between two vectors. Which placements keep that angle?"),
+        explore="pages/positional.py",
+        explore_label="Turn q and k with RoPE and see the score against the distance",
     ),
 )
 
