@@ -57,15 +57,23 @@ def lesson_url(slug: str, checkpoint: str, text: str) -> str:
 
 
 def pick_lesson() -> Lesson:
-    """The lesson picker, bound to ?lesson=<slug>; an unknown slug gets an error listing the lessons."""
+    """The lesson picker, kept in the URL as ?lesson=<slug>; an unknown slug gets an error listing the lessons.
+
+    Not a bound widget: a bound selectbox writes its displayed title into the URL, and the link must hold the
+    stable slug. The link decides on the page's first run in a session; the picker writes the URL back.
+    """
     slugs = [lesson.slug for lesson in LESSONS]
-    raw = st.query_params.get(LESSON_KEY)  # read first: binding the widget rewrites a value it cannot take
-    if raw is not None and raw not in slugs:
-        st.error(f"There is no lesson {code_span(raw[:80])}. The lessons are:\n\n"
-                 + "\n".join(f"- {code_span(lesson.slug)}: {lesson.title}" for lesson in LESSONS)
-                 + "\n\nShowing the first one.")
+    raw = st.query_params.get(LESSON_KEY)
+    if LESSON_KEY not in st.session_state and raw is not None:
+        if raw in slugs:
+            st.session_state[LESSON_KEY] = raw
+        else:
+            st.error(f"There is no lesson {code_span(raw[:80])}. The lessons are:\n\n"
+                     + "\n".join(f"- {code_span(lesson.slug)}: {lesson.title}" for lesson in LESSONS)
+                     + "\n\nShowing the first one.")
     titles = {lesson.slug: f"{number}. {lesson.title}" for number, lesson in enumerate(LESSONS, start=1)}
-    slug = st.selectbox("Lesson", slugs, format_func=titles.get, key=LESSON_KEY, bind="query-params")
+    slug = st.selectbox("Lesson", slugs, format_func=titles.get, key=LESSON_KEY)
+    st.query_params[LESSON_KEY] = slug
     return find_lesson(slug)
 
 
@@ -106,12 +114,13 @@ def lesson_section(lesson: Lesson, selection: Selection, teacher: bool) -> None:
 
 
 def _refuse(lesson: Lesson, name: str, why: str) -> None:
-    """Say why the lesson cannot be posed here, and offer its default checkpoint."""
-    default = lesson.checkpoints[0]
+    """Say why the lesson cannot be posed here; offer its default checkpoint, or on a checkpoint it is written
+    for, that checkpoint's example input (the input was what it could not use)."""
     st.warning(why)
-    if name != default:
-        st.button(f"Open this lesson on {default}", on_click=select_checkpoint, args=(default,),
-                  key=f"lesson_default::{lesson.slug}", icon=":material/swap_horiz:")
+    target = name if name in lesson.checkpoints else lesson.checkpoints[0]
+    label = f"Open this lesson on {target}" if target != name else "Use the example input"
+    st.button(label, on_click=select_checkpoint, args=(target,), key=f"lesson_default::{lesson.slug}",
+              icon=":material/swap_horiz:")
 
 
 def answer_widgets(answer: Answer, prefix: str) -> tuple[Response | None, str]:

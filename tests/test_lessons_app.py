@@ -40,7 +40,8 @@ def problem_for(slug: str, checkpoint: str, text: str) -> Problem:
 
 def widget_key(at, suffix: str) -> str:
     """The key of this question's widget ending in `suffix` (keys carry a per-question prefix)."""
-    keys = [w.key for w in at.main if getattr(w, "key", None) and w.key.startswith("lesson::")]
+    widgets = [*at.button, *at.text_input, *at.radio, *at.checkbox]
+    keys = [w.key for w in widgets if w.key and w.key.startswith("lesson::")]
     return next(k for k in keys if k.endswith("::" + suffix))
 
 
@@ -79,6 +80,13 @@ def press(at, name: str):
 CASES = [  # (lesson, checkpoint, input): two checkpoints or inputs per lesson
     ("causal-mask", "reversal-mha", "3 1 4 1 5 9 2 6"),
     ("causal-mask", "shakespeare-mha", "to be"),
+    ("chance-halves", "reversal-mha", "3 1 4 1 5 9 2 6"),
+    ("chance-halves", "reversal-mla", "3 1 4 1 5 9 2 6"),
+    ("mirror-head", "reversal-mha", "3 1 4 1 5 9 2 6"),
+    ("mirror-head", "reversal-gqa", "0 1 2 3 4 5 6 7"),
+    ("cache-bytes", "reversal-mqa", "3 1 4 1 5 9 2 6"),
+    ("cache-bytes", "reversal-mla", "3 1 4"),
+    ("cache-bytes", "shakespeare-mha", "to be or not"),
 ]
 
 
@@ -106,3 +114,116 @@ def test_a_wrong_answer_gets_the_hint_then_the_answer_after_the_second_try(slug,
     press(at, "check")
     assert any(m.value.startswith("**The answer** (after 2 tries)") for m in at.main.markdown)
     assert len(at.get("plotly_chart")) == len(problem.evidence)
+
+
+def test_the_show_button_shows_the_answer_and_the_report_says_so():
+    problem = problem_for("mirror-head", "reversal-mha", "3 1 4 1 5 9 2 6")
+    at = open_lesson({"lesson": "mirror-head", "checkpoint": "reversal-mha", "text": "3 1 4 1 5 9 2 6"})
+    press(at, "show")
+    assert any(m.value.startswith("**The answer** (as asked)") and problem.answer.options[problem.answer.right]
+               in m.value for m in at.main.markdown)
+    assert len(at.get("plotly_chart")) == len(problem.evidence)
+    (record,) = at.session_state[PROGRESS_KEY].values()
+    assert record.answer_shown and not record.answered_right and record.attempts == 0
+
+
+def test_the_teacher_view_shows_every_answer_without_a_check():
+    problem = problem_for("cache-bytes", "reversal-gqa", "3 1 4 1 5 9 2 6")
+    at = open_lesson({"lesson": "cache-bytes", "checkpoint": "reversal-gqa", "text": "3 1 4 1 5 9 2 6",
+                      "teacher": "true"})
+    assert any(m.value.startswith("**The answer** (teacher view)") and f"{problem.answer.value:,.0f}" in m.value
+               for m in at.main.markdown)
+    assert len(at.get("plotly_chart")) == len(problem.evidence)
+    assert not at.session_state[PROGRESS_KEY][next(iter(at.session_state[PROGRESS_KEY]))].answer_shown
+
+
+def test_an_unknown_lesson_in_the_link_gets_a_message_and_the_list():
+    at = open_lesson({"lesson": "no-such-lesson", "checkpoint": "reversal-mha"})
+    message = at.error[0].value
+    assert "no-such-lesson" in message and all(slug in message for slug in
+                                               ("causal-mask", "chance-halves", "mirror-head", "cache-bytes"))
+    assert at.selectbox(key="lesson").value == "causal-mask" and at.header[0].value == "The causal mask"
+
+
+@pytest.mark.parametrize("typed, expected", [("lots", "is not a number"), ("-5", "out of range"),
+                                             ("", "Type a number first")])
+def test_bad_numbers_get_a_message_and_do_not_count_as_a_try(typed, expected):
+    at = open_lesson({"lesson": "cache-bytes", "checkpoint": "reversal-mha", "text": "3 1 4 1 5 9 2 6"})
+    at.text_input(key=widget_key(at, "number")).input(typed)
+    press(at, "check")
+    assert any(expected in e.value for e in at.error) and not at.warning and not at.success
+    assert all(r.attempts == 0 for r in at.session_state[PROGRESS_KEY].values())
+
+
+def test_an_accuracy_above_100_is_out_of_range():
+    at = open_lesson({"lesson": "chance-halves", "checkpoint": "reversal-mha"})
+    at.text_input(key=widget_key(at, "number_0")).input("10")
+    at.text_input(key=widget_key(at, "number_1")).input("150%")
+    press(at, "check")
+    assert any("second half" in e.value and "from 0 to 100" in e.value for e in at.error)
+
+
+def test_a_choice_must_be_picked_before_the_check():
+    at = open_lesson({"lesson": "mirror-head", "checkpoint": "reversal-mha"})
+    press(at, "check")
+    assert any("Pick one" in e.value for e in at.error)
+
+
+def test_a_checkpoint_the_lesson_is_not_for_gets_its_default_on_a_click():
+    at = open_lesson({"lesson": "chance-halves", "checkpoint": "shakespeare-mha"})
+    assert any("written for" in w.value and "shakespeare-mha" in w.value for w in at.warning)
+    at.button(key="lesson_default::chance-halves").click().run()
+    assert not at.exception and at.selectbox(key="checkpoint").value == "reversal-mha"
+    assert not at.warning and widget_key(at, "number_0")
+
+
+def test_an_input_the_lesson_cannot_use_says_why():
+    at = open_lesson({"lesson": "mirror-head", "checkpoint": "reversal-mha", "text": "3 1 4"})
+    assert any("exactly 8 symbols" in w.value for w in at.warning)
+    button = at.button(key="lesson_default::mirror-head")
+    assert button.label == "Use the example input"
+    button.click().run()
+    assert not at.exception and at.text_input(key="text").value == "3 1 4 1 5 9 2 6" and not at.warning
+    assert widget_key(at, "choice")
+
+
+def test_an_encoder_decoder_cannot_pose_the_causal_mask_lesson():
+    at = open_lesson({"lesson": "causal-mask", "checkpoint": "dates"})
+    assert any("written for" in w.value for w in at.warning)
+    assert at.button(key="lesson_default::causal-mask").label == "Open this lesson on reversal-mha"
+
+
+def test_the_page_link_reopens_the_question_with_its_model_and_input():
+    at = open_lesson({"lesson": "mirror-head", "checkpoint": "reversal-gqa", "text": "0 1 2 3 4 5 6 7"})
+    link = next(c.value for c in at.caption if "Link to this question" in c.value)
+    assert "/lessons?lesson=mirror-head&checkpoint=reversal-gqa&text=0+1+2+3+4+5+6+7" in link
+    assert at.selectbox(key="checkpoint").value == "reversal-gqa" and at.text_input(key="text").value == \
+        "0 1 2 3 4 5 6 7"
+
+
+def test_the_progress_report_downloads_what_was_answered(monkeypatch):
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        files[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = open_lesson({"lesson": "causal-mask", "checkpoint": "reversal-mha", "text": "3 1 4 1 5 9 2 6"})
+    press(answer(at, problem_for("causal-mask", "reversal-mha", "3 1 4 1 5 9 2 6"), right=True), "check")
+    at.selectbox(key="lesson").set_value("chance-halves").run()
+    press(answer(at, problem_for("chance-halves", "reversal-mha", "3 1 4 1 5 9 2 6"), right=False), "check")
+    at.text_input(key="lesson_student").input("Ada").run()
+    rows = list(csv.DictReader(io.StringIO(files["lessons-report.csv"].decode())))
+    assert [(r["student"], r["lesson"], r["checkpoint"], r["attempts"], r["answered_right"]) for r in rows] == [
+        ("Ada", "causal-mask", "reversal-mha", "1", "True"), ("Ada", "chance-halves", "reversal-mha", "1", "False")]
+    report = json.loads(files["lessons-report.json"])
+    assert report["student"] == "Ada" and report["answered_right"] == 1
+    assert [q["lesson"] for q in report["questions"]] == ["causal-mask", "chance-halves"]
+    assert report["questions"][0]["input"] == "3 1 4 1 5 9 2 6"
+    records = list(at.session_state[PROGRESS_KEY].values())
+    assert report_csv(records, "Ada") == files["lessons-report.csv"].decode()
+    assert json.loads(report_json(records, "Ada")) == report
