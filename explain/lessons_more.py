@@ -62,7 +62,8 @@ def solve_padding(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     prepared = prepare_trace(checkpoint, text)
     if not prepared.ok:
         return _refused(prepared.notes)
-    batch, notes = pad_batch(checkpoint, prepared, default_second_input(checkpoint, text), PAD_SIDE)
+    second = default_second_input(checkpoint, text)
+    batch, notes = pad_batch(checkpoint, prepared, second, PAD_SIDE)
     if batch is None:
         return _refused(notes)
     removed = removed_keys(batch)  # (B, T)
@@ -88,7 +89,8 @@ def solve_padding(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     cells = frozenset((int(b), int(p)) for b, p in zip(*np.nonzero(removed)))
     evidence = (
         MatrixEvidence("The padding mask in the trace: 1 = a key the row's queries may read, 0 = removed",
-                       rows, cols, tuple(map(tuple, (~removed).astype(float).tolist())), "readable", cells),
+                       rows, cols, tuple(map(tuple, (~removed).astype(float).tolist())), "readable", cells,
+                       "batch row", "key position"),
         MatrixEvidence(f"Row {padded_row}, layer 0, weights averaged over the heads: removed keys get nothing",
                        tuple(batch.query_labels(kind, padded_row)), tuple(batch.key_labels(kind, padded_row)),
                        tuple(map(tuple, weights.tolist())), "weight"))
@@ -97,7 +99,9 @@ def solve_padding(checkpoint: LoadedCheckpoint, text: str) -> Problem:
                    "not change: the largest difference in any logit between the batch and each input run alone "
                    f"is {batch.max_difference:.1e}, float rounding. Padding lets inputs of different lengths "
                    "share one batch without one token's answer depending on it.")
-    return Problem(question, CellsAnswer(rows, cols, cells, "batch row", "key position"), evidence, explanation)
+    explore = (("batch", "true"), ("second", second)) + ((("pad", side),) if gpt else (("attention", kind),))
+    return Problem(question, CellsAnswer(rows, cols, cells, "batch row", "key position"), evidence, explanation,
+                   explore_params=explore)
 
 
 def smallest_share(weights: np.ndarray, share: float = ALIGN_SHARE) -> tuple[int, ...]:
@@ -142,14 +146,16 @@ def solve_alignment(checkpoint: LoadedCheckpoint, text: str) -> Problem:
               f"{weights[row, list(picked)].sum():.2f}" for row, picked in zip(month_rows, picks)]
     evidence = (
         MatrixEvidence(f"Cross-attention, layer {layer}, averaged over the heads: the month's rows",
-                       rows, cols, tuple(map(tuple, weights[list(month_rows)].tolist())), "weight", cells),
+                       rows, cols, tuple(map(tuple, weights[list(month_rows)].tolist())), "weight", cells,
+                       "output row", "source character"),
         MatrixEvidence(f"Cross-attention, layer {layer}, averaged over the heads: every output row",
                        tuple(prepared.query_labels("cross")), cols, tuple(map(tuple, weights.tolist())), "weight",
-                       frozenset((month_rows[r], j) for r, j in cells)))
+                       frozenset((month_rows[r], j) for r, j in cells), "output row", "source character"))
     explanation = (f"Row {rows[0]} reads {shares[0]}; row {rows[1]} reads {shares[1]}. Cross-attention is an "
                    "alignment: to write each character the decoder looks up the part of the source that decides "
                    "it, wherever the date's format put it.")
-    return Problem(question, CellsAnswer(rows, cols, cells, "output row", "source character"), evidence, explanation)
+    return Problem(question, CellsAnswer(rows, cols, cells, "output row", "source character"), evidence, explanation,
+                   explore_params=(("attention", "cross"), ("layer", str(layer))))
 
 
 def solve_head_off(checkpoint: LoadedCheckpoint, text: str) -> Problem:

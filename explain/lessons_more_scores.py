@@ -185,4 +185,5 @@ def solve_rope_relative(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     explanation = (f"As traced the distance is {query - key} and the score {traced:.3f}. Measured: "
                    + "; ".join(lines) + ". Turning q by m and k by n gives the same score as turning k alone by "
                    f"n − m, so a score depends on the distance between the tokens, never on where they are.{mla}")
-    return Problem(question, ChoiceAnswer(options, right), evidence, explanation)
+    return Problem(question, ChoiceAnswer(options, right), evidence, explanation,
+                   explore_params=(("rope_layer", str(ROPE_LAYER)), ("rope_head", str(ROPE_HEAD))))

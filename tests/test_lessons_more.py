@@ -295,3 +295,24 @@ def test_bad_input_gets_a_clear_message(shipped, solve, name, text, message):
 def test_cells_answers_name_their_axes(shipped):
     answer = solve_padding(shipped["reversal-mha"], PI).answer
     assert isinstance(answer, CellsAnswer) and answer.row_noun == "batch row" and len(answer.row_labels) == 2
+
+
+@pytest.mark.parametrize(("solve", "name", "text"), [
+    (solve_padding, "dates", "25.12.2023"), (solve_alignment, "dates", "25 december 2023"),
+    (solve_head_off, "reversal-mqa", PI), (solve_scaling, "dates", "25 december 2023"),
+    (solve_rope_relative, "reversal-rope", PI)])
+def test_every_piece_of_evidence_draws_with_every_bar_in_view(shipped, solve, name, text):
+    from viz.figures_lessons import plot_evidence
+
+    for evidence in solved(solve(shipped[name], text)).evidence:
+        figure = plot_evidence(evidence)
+        if hasattr(evidence, "labels"):  # bars: the axis holds the lowest and the highest bar
+            low, high = figure.layout.yaxis.range
+            assert low <= min(0.0, *evidence.values) and high >= max(evidence.values)
+
+
+def test_explore_links_open_the_view_that_explains(shipped):
+    padding = dict(solve_padding(shipped["dates"], "25.12.2023").explore_params)
+    assert padding == {"batch": "true", "second": "25 december 2023", "attention": "encoder"}
+    assert dict(solve_alignment(shipped["dates"], "25.12.2023").explore_params) == {"attention": "cross", "layer": "1"}
+    assert dict(solve_padding(shipped["reversal-mha"], PI).explore_params)["pad"] == "left"
