@@ -97,7 +97,7 @@ def lesson_section(lesson: Lesson, selection: Selection, teacher: bool) -> None:
     record = question(lesson.slug, lesson.title, name, text)
     prefix = "lesson::" + hashlib.sha1(f"{lesson.slug}\0{name}\0{text}".encode()).hexdigest()[:12] + "::"
     response, error = answer_widgets(problem.answer, prefix)
-    left, right = st.columns(2)
+    left, right, _ = st.columns([1, 1, 3])
     if left.button("Check", key=prefix + "check", type="primary", icon=":material/check:"):
         if error:
             st.error(error)

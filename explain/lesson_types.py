@@ -169,7 +169,7 @@ def check(answer: Answer, response: Response) -> Verdict:
         if extra:
             parts.append(f"{len(extra)} of the cells you picked should not be picked")
         if missing:
-            parts.append(f"{len(missing)} cells are missing")
+            parts.append(f"{len(missing)} {'cell is' if len(missing) == 1 else 'cells are'} missing")
         return Verdict(False, "Not yet: " + " and ".join(parts) + ".")
     if isinstance(answer, NumbersAnswer):
         if not isinstance(response, tuple) or len(response) != len(answer.values):

@@ -167,7 +167,7 @@ def test_check_says_what_is_wrong_but_not_what_is_right():
     cells = CellsAnswer(("0:a", "1:b"), ("0:a", "1:b"), frozenset({(0, 1)}))
     assert check(cells, frozenset({(0, 1)})).right
     wrong = check(cells, frozenset({(1, 0)}))
-    assert not wrong.right and "1 of the cells" in wrong.message and "1 cells are missing" in wrong.message
+    assert not wrong.right and "1 of the cells" in wrong.message and "1 cell is missing" in wrong.message
     numbers = NumbersAnswer(("first", "second"), (10.0, 100.0), 5.0, "%")
     assert check(numbers, (12.0, 96.0)).right
     verdict = check(numbers, (30.0, 100.0))
