@@ -10,14 +10,14 @@ import streamlit as st
 
 from explain.examples import task_examples
 from explain.inputs import code_span
-from explain.padding import default_second_input
+from explain.labels import LABEL_NOTE, ROW_NOTE
+from explain.padding import COLUMN_NOTE, default_second_input
 from explain.trace import AttentionKindName, PreparedTrace
 from viz.figures_padding import plot_padded_attention, plot_padded_ids, plot_padding_masks
 
 from .state import Selection, url_radio, url_text_input, url_toggle
 from .tracing import padded
 from .ui import chart, show_notes
-
 
 EXAMPLE_KEY = "second_example"
 
@@ -54,6 +54,7 @@ def padding_section(selection: Selection, prepared: PreparedTrace, kind: Attenti
           "padding_masks")
     chart(plot_padded_attention(batch, kind, layer, head, f"Layer {layer}, head {head}: both rows, pad columns "
                                                           f"masked"), "padding_rows")
+    st.caption(f"{LABEL_NOTE if kind == 'encoder' else ROW_NOTE} {COLUMN_NOTE}")
     st.markdown(f"The real tokens' outputs equal those of each input run alone: the largest difference in any "
                 f"logit is **{batch.max_difference:.1e}** (rounding, not leakage).")
     if gpt:

@@ -21,9 +21,10 @@ import torch
 
 from model import GPT, LoadedCheckpoint
 from model.tasks import IGNORE_INDEX
+from model.tasks.dates import TARGET_FORMAT
 
 from .inputs import read_input, task_of
-from .labels import display_token
+from .labels import dates_axis, display_token, reversal_axis
 from .trace import AttentionKindName
 
 EVAL_SEQUENCES = 300  # fresh sequences per evaluation: a few seconds for every head of a small model
@@ -115,7 +116,10 @@ def head_choice(checkpoint: LoadedCheckpoint, off: tuple[HeadRef, ...] = ()) -> 
 
 @dataclass(frozen=True)
 class PositionAccuracy:
-    """The task's accuracy at each scored position, and the headline number the page compares."""
+    """The task's accuracy at each scored position, and the headline number the page compares.
+
+    `positions` are the axis's ticks and `note` its line under the chart (labels.PositionAxis).
+    """
 
     positions: tuple[str, ...]
     accuracy: tuple[float, ...]
@@ -123,6 +127,7 @@ class PositionAccuracy:
     headline_name: str
     chance: float | None = None
     determined_from: int = 0  # first position whose target the input fixes (reversal: n - 1)
+    note: str = ""
 
 
 @torch.no_grad()
@@ -137,10 +142,9 @@ def accuracy_by_position(checkpoint: LoadedCheckpoint, choice: HeadMaskChoice,
         seq = task.make_sequences(num_sequences, generator)  # (N, 2n)
         x, y = seq[:, :-1], seq[:, 1:]  # (N, 2n - 1)
         hits = (model(x, head_mask=heads).argmax(-1) == y).float()  # (N, 2n - 1)
-        per_position = hits.mean(0)
-        return PositionAccuracy(tuple(f"{p}" for p in range(hits.shape[1])), tuple(per_position.tolist()),
-                                float(hits[:, task.n - 1:].mean()), "accuracy on the reversed half",
-                                1.0 / task.vocab, task.n - 1)
+        axis = reversal_axis(task.n, 1.0 / task.vocab)
+        return PositionAccuracy(axis.ticks, tuple(hits.mean(0).tolist()), float(hits[:, task.n - 1:].mean()),
+                                "accuracy on the reversed half", 1.0 / task.vocab, task.n - 1, axis.note)
     if name == "dates":
         tokenizer = checkpoint.tokenizer
         batch = task.make_batch(task.sample_examples(num_sequences, generator), tokenizer)
@@ -149,9 +153,12 @@ def accuracy_by_position(checkpoint: LoadedCheckpoint, choice: HeadMaskChoice,
         scored = batch.tgt_out != IGNORE_INDEX  # (N, T)
         hits = ((logits.argmax(-1) == batch.tgt_out) & scored).float().sum(0)  # (T,)
         per_position = hits / scored.float().sum(0).clamp(min=1)
-        labels = tuple(f"{p}:{c}" for p, c in enumerate("yyyy-mm-dd")) + (f"{len('yyyy-mm-dd')}:end",)
-        return PositionAccuracy(labels[: len(per_position)], tuple(per_position.tolist()),
-                                float(hits.sum() / scored.sum()), "characters right (teacher-forced)")
+        axis = dates_axis(TARGET_FORMAT, tokenizer.id_to_token(tokenizer.bos_id), tokenizer.id_to_token(tokenizer.eos_id))
+        if len(axis.ticks) != len(per_position):
+            raise ValueError(f"the dates task scores {len(per_position)} positions but its answer's shape has "
+                             f"{len(axis.ticks)}.")
+        return PositionAccuracy(axis.ticks, tuple(per_position.tolist()), float(hits.sum() / scored.sum()),
+                                "characters right (teacher-forced)", note=axis.note)
     return None
 
 

@@ -22,7 +22,7 @@ from model.sampling import SamplingSettings, keep_mask, never_generated
 
 from .cache import CacheBreakdown, CacheCurve, latent_curve, variant_curves
 from .inputs import code_span
-from .labels import TokenLabel, display_token, token_labels
+from .labels import TokenLabel, display_token, row_labels, token_labels
 
 BYTES_PER_ELEMENT = 4  # the session's cache is float32
 
@@ -64,6 +64,14 @@ class GenerationView:
     @property
     def prompt_labels(self) -> tuple[str, ...]:
         return self.labels[self.prefill.start : self.prefill.start + self.prefill.query_length]
+
+    @property
+    def prefill_row_labels(self) -> tuple[str, ...]:
+        """The prefill's query rows, "position:token → prediction": each prompt token and the model's most
+        likely next token there (the last row's is where generation starts; sampling may pick another)."""
+        prompt = self.prompt_labels
+        predicts = [self.vocabulary[i] for i in self.prefill.row_predictions]
+        return tuple(row_labels([label.token for label in prompt], predicts, len(prompt)))
 
     @property
     def step_indices(self) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ import torch
 
 from model import GPTTrace, LoadedCheckpoint, Seq2SeqTrace, trace
 
-from .labels import display_token
+from .labels import TokenLabel, display_token, row_labels, token_labels
 from .trace import PreparedTrace
 
 CHANGED = 0.05  # a total variation of 5% or more counts as a changed output
@@ -31,6 +31,7 @@ class PositionChange:
     """One output position: the top prediction intact and with the tokens hidden, and how far it moved."""
 
     position: str = field(metadata={"column": "position"})
+    written_by: str = field(metadata={"column": "token written by"})  # "you", "the model" or "the start token"
     intact: str = field(metadata={"column": "prediction, intact"})
     hidden: str = field(metadata={"column": "with the tokens hidden"})
     change: str = field(metadata={"column": "change (total variation)"})
@@ -43,7 +44,8 @@ class HiddenTokens:
 
     hidden: tuple[int, ...]
     hidden_labels: tuple[str, ...]
-    position_labels: tuple[str, ...]
+    position_labels: tuple[TokenLabel, ...]  # (T_q,) "position:token → intact prediction" (labels.row_labels)
+    hidden_row_labels: tuple[TokenLabel, ...]  # (T_q,) the same rows' predictions with the tokens hidden
     distance: np.ndarray  # (T_q,) total variation per output position
     top_changed: np.ndarray  # (T_q,) bool
     rows: tuple[PositionChange, ...]
@@ -94,18 +96,26 @@ def hide_tokens(checkpoint: LoadedCheckpoint, prepared: PreparedTrace, hidden: t
     intact = prepared.trace
     if isinstance(intact, GPTTrace):
         record = trace(checkpoint.model, intact.decoder.embedding.ids, key_mask=key_mask)
-        positions = prepared.labels
+        outputs, prompt_writer = prepared.tokens, "you"
     else:
         record = trace(checkpoint.model, src=intact.encoder.embedding.ids, tgt=intact.decoder.embedding.ids,
                        src_pad_id=checkpoint.tokenizer.pad_id, key_mask=key_mask)
-        positions = prepared.target_labels
+        outputs, prompt_writer = prepared.target_tokens, "the start token"  # the decoder's prompt is <s>
     before = torch.softmax(intact.logits[0].float(), dim=-1)  # (T_q, V)
     after = torch.softmax(record.logits[0].float(), dim=-1)
     distance = 0.5 * (before - after).abs().sum(-1)  # (T_q,)
     top_changed = (before.argmax(-1) != after.argmax(-1)) & (distance >= CHANGED)  # not a near-tie flipping
-    rows = tuple(PositionChange(positions[i], _prediction(checkpoint.tokenizer, before[i]),
-                                _prediction(checkpoint.tokenizer, after[i]), f"{float(distance[i]):.1%}",
-                                "yes" if top_changed[i] else "no") for i in range(len(positions)))
+    prompt = prepared.decoder_prompt_length
+
+    def tops(probs: torch.Tensor) -> list[str]:
+        return [checkpoint.tokenizer.id_to_token(i) for i in probs.argmax(-1).tolist()]
+
+    plain = token_labels(outputs, prompt)
+    rows = tuple(PositionChange(plain[i], prompt_writer if plain[i].from_prompt else "the model",
+                                _prediction(checkpoint.tokenizer, before[i]), _prediction(checkpoint.tokenizer, after[i]),
+                                f"{float(distance[i]):.1%}", "yes" if top_changed[i] else "no")
+                 for i in range(len(outputs)))
     labels = prepared.labels
-    return HiddenTokens(hidden, tuple(labels[p] for p in hidden), tuple(positions), distance.numpy(),
-                        top_changed.numpy(), rows, record)
+    return HiddenTokens(hidden, tuple(labels[p] for p in hidden), tuple(row_labels(outputs, tops(before), prompt)),
+                        tuple(row_labels(outputs, tops(after), prompt)), distance.numpy(), top_changed.numpy(), rows,
+                        record)

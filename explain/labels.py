@@ -5,6 +5,9 @@
                                                   category labels into one row
     row_labels(["7", "6"], ["6", "5"], 1) -> ["0:7 → 6", "1:6 → 5"]   a decoder's rows: what the row reads,
                                                   then what the model predicts from there (the next token)
+    reversal_axis(3, 0.1).ticks -> ["0:a → b", "1:b → c", "2:c → c", "3:c → b", "4:b → a"]
+                                                  an accuracy-by-position axis: the rows of one sequence's
+                                                  shape, the token each position is scored on after the arrow
 
 "a:b" is always position:token. A vocabulary entry (the KV page's next-token bars) is written
 "Exit (id 143)", never with a colon.
@@ -13,7 +16,10 @@ Each convention has a one-line explanation beside it for the captions under the 
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Self
 
 VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
 
@@ -22,8 +28,6 @@ ROW_NOTE = ("A row label reads position:token → prediction: the token that row
             "predicts next from there. A dashed line, where there is one, marks where your prompt ends and the "
             "model's own part begins.")
 ACCURACY_POSITION_AXIS = "position p (reads token p, predicts token p + 1)"
-ACCURACY_POSITION_NOTE = ("Position p is scored on its prediction of token p + 1, as in training: "
-                          "the same axis on every page.")
 VOCABULARY_NOTE = "Each bar is a token of the vocabulary: its text, then (id n), its number in the vocabulary."
 
 SPECIAL_TOKENS = {
@@ -51,7 +55,7 @@ class TokenLabel(str):
     predicts: str | None
     from_prompt: bool
 
-    def __new__(cls, position: int, token: str, predicts: str | None = None, from_prompt: bool = True) -> TokenLabel:
+    def __new__(cls, position: int, token: str, predicts: str | None = None, from_prompt: bool = True) -> Self:
         text = f"{position}:{display_token(token)}"
         if predicts is not None:
             text += f" → {display_token(predicts)}"
@@ -129,3 +133,62 @@ def special_token_note(tokens: Iterable[str]) -> str:
             if part not in seen:
                 seen.append(part)
     return " · ".join(f"`{token}` is {SPECIAL_TOKENS[token]}" for token in seen)
+
+
+@dataclass(frozen=True)
+class PositionAxis:
+    """The position axis of an accuracy-by-position chart: its tick labels and the one-line note under it."""
+
+    ticks: tuple[str, ...]  # one per scored position
+    note: str
+
+
+def accuracy_ticks(sequence: Sequence[str]) -> tuple[str, ...]:
+    """Ticks of every accuracy-by-position chart, one per scored position: "p:read → scored on".
+
+    `sequence` is the shape of one whole sequence of the task, its varying parts as placeholders.
+    Position p reads sequence[p] and is scored on sequence[p + 1], the next token, as in training
+    (ACCURACY_POSITION_AXIS), so the ticks are the rows of that sequence written as row_labels are:
+    a student reads off which token each position sees and which one it must predict.
+    """
+    if len(sequence) < 2:
+        raise ValueError(f"a sequence of {len(sequence)} token(s) has no position to score: need at least 2.")
+    return tuple(row_labels(sequence[:-1], sequence[1:], len(sequence)))
+
+
+def reversal_sequence(n: int) -> tuple[str, ...]:
+    """A reversal sequence with letters for its n random symbols: n = 3 -> a b c c b a."""
+    if n < 1:
+        raise ValueError(f"a reversal needs at least 1 symbol, got n = {n}.")
+    letters = [string.ascii_lowercase[i] if i < 26 else f"s{i}" for i in range(n)]
+    return (*letters, *reversed(letters))
+
+
+def reversal_axis(n: int, chance: float) -> PositionAxis:
+    """The reversal's axis: 2n - 1 positions, the first n - 1 of which can only guess (chance = 1 / vocab)."""
+    sequence = reversal_sequence(n)
+    guessing = "Position 0" if n == 2 else f"Positions 0 to {n - 2}"
+    note = (f"Ticks read position:symbol → the symbol it is scored on, letters standing for the random symbols of "
+            f"each fresh sequence (`{' '.join(sequence)}`). {guessing} must predict a symbol not written yet, so "
+            f"no model beats chance there (1 in {round(1 / chance)}); from position {n - 1} on, the answer is a "
+            "symbol already read.")
+    return PositionAxis(accuracy_ticks(sequence), note)
+
+
+DATE_PLACEHOLDERS = {"%Y": "yyyy", "%m": "mm", "%d": "dd"}
+
+
+def dates_axis(target_format: str, start_token: str, end_token: str) -> PositionAxis:
+    """The dates task's axis: the decoder reads <s> then the date, and is scored on the date then </s>.
+
+    target_format is the task's strftime pattern ("%Y-%m-%d" -> placeholders y, m, d).
+    """
+    pattern = target_format
+    for directive, placeholder in DATE_PLACEHOLDERS.items():
+        pattern = pattern.replace(directive, placeholder)
+    start, end = display_token(start_token), display_token(end_token)
+    note = (f"Ticks read position:character → the character it is scored on, in the shape of every answer: "
+            f"y, m and d stand for the digits of the year, month and day, `{start}` starts the decoder's input and "
+            f"`{end}` ends the answer. No position is at chance: the source date fixes every character (each "
+            "position reads the true characters before it, as in training).")
+    return PositionAxis(accuracy_ticks((start_token, *pattern, end_token)), note)

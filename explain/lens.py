@@ -15,7 +15,7 @@ import torch
 
 from model import LoadedCheckpoint, logit_lens
 
-from .labels import display_token
+from .labels import display_token, prompt_rows, row_labels
 from .trace import PreparedTrace
 
 
@@ -24,7 +24,7 @@ class LensRecord:
     """Top token and its probability per reading and position, and the final token's climb."""
 
     layer_names: tuple[str, ...]  # "embeddings", "after layer 0", ...
-    position_labels: tuple[str, ...]
+    position_labels: tuple[str, ...]  # (T,) "position:token → final token" (labels.row_labels), prompt marked
     top_tokens: tuple[tuple[str, ...], ...]  # (L + 1, T)
     top_probability: np.ndarray  # (L + 1, T)
     final_tokens: tuple[str, ...]  # (T,) the token the whole model predicts at each position
@@ -34,6 +34,18 @@ class LensRecord:
     def reading_of(self, position: int) -> str:
         """Where the final token at `position` first comes out on top, in words."""
         return self.layer_names[self.first_reading[position]]
+
+    @property
+    def writes_answer(self) -> bool:
+        """True when the positions go on past the prompt with the model's own answer (a reversal)."""
+        return prompt_rows(self.position_labels) is not None
+
+    def appearances(self) -> tuple[tuple[str, str], ...]:
+        """(row label, the reading where its prediction first comes out on top) for the rows that matter:
+        those that write the answer (from the prompt's last row on) when there is one, else every row."""
+        end = prompt_rows(self.position_labels)
+        first = 0 if end is None else end - 1
+        return tuple((self.position_labels[t], self.reading_of(t)) for t in range(first, len(self.position_labels)))
 
 
 def _first_reading(top_ids: torch.Tensor, final_ids: torch.Tensor) -> tuple[int, ...]:
@@ -57,11 +69,12 @@ def lens_record(checkpoint: LoadedCheckpoint, prepared: PreparedTrace) -> LensRe
     final_ids = top_ids[-1]  # (T,)
     final_p = probs.gather(-1, final_ids[None, :, None].expand(probs.shape[0], -1, 1))[..., 0]  # (L + 1, T)
     names = ("embeddings",) + tuple(f"after layer {i}" for i in range(logits.shape[0] - 1))
-    positions = prepared.labels if prepared.architecture == "gpt" else prepared.target_labels
+    tokens = prepared.tokens if prepared.architecture == "gpt" else prepared.target_tokens
 
     def word(i: int) -> str:
         return display_token(tokenizer.id_to_token(i))
 
+    final_tokens = tuple(word(i) for i in final_ids.tolist())
+    positions = row_labels(tokens, final_tokens, prepared.decoder_prompt_length)
     return LensRecord(names, tuple(positions), tuple(tuple(word(i) for i in row.tolist()) for row in top_ids),
-                      top_p.numpy(), tuple(word(i) for i in final_ids.tolist()), final_p.numpy(),
-                      _first_reading(top_ids, final_ids))
+                      top_p.numpy(), final_tokens, final_p.numpy(), _first_reading(top_ids, final_ids))

@@ -9,6 +9,10 @@ Legend: B = 2 rows, T padded length (GPT, or decoder input), S padded source len
 
 Generation pads on the left: the next token is read at the last column, which must be a real token.
 `last_column` says what each row would predict there, next to what it predicts alone.
+
+Labels read "column:token", the column of the padded batch (a GPT's positions count real tokens only);
+the decoder side's rows add what each predicts ("3:7 → 6", labels.TokenLabel), and the columns before
+`prompt_columns[row]` are the prompt (with left padding, its pads too): the rest is the model's own part.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from model.attention import AttentionTrace
 
 from .examples import task_examples
 from .inputs import Note, read_input
-from .labels import display_token
+from .labels import TokenLabel, display_token
 from .trace import AttentionKindName, PreparedTrace
 
 Side = Literal["left", "right"]
 PAD_LABEL = "<pad>"
+COLUMN_NOTE = ("Here a label's number is its column in the batch: a GPT numbers positions by real tokens only, so "
+               "with left padding a token's position is its column minus the pads before it.")
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,29 @@ class PaddedBatch:
     max_difference: float  # max |logit| difference at real positions, batch vs each row alone
     last_column: tuple[str, ...]  # GPT: the token each row predicts at the batch's last column
     alone_next: tuple[str, ...]  # GPT: the token each row predicts after its last real token, alone
+    predictions: tuple[tuple[str | None, ...], ...] = ()  # (B, T) decoder side: the top next token, None at pads
+    prompt_columns: tuple[int, ...] = ()  # (B,) decoder side: the columns before this one are the prompt
+
+    def _decoder_tokens(self, row: int) -> tuple[str, ...]:
+        return self.tokens[row] if self.architecture == "gpt" else self.target_tokens[row]
 
     def labels(self, row: int) -> list[str]:
-        return [f"{i}:{t}" for i, t in enumerate(self.tokens[row])]
+        """The GPT's tokens or the encoder's source as "column:token"; a GPT's answer columns marked."""
+        if self.architecture != "gpt":
+            return [TokenLabel(i, t) for i, t in enumerate(self.tokens[row])]
+        return self._decoder_labels(row, with_predictions=False)
 
     def target_labels(self, row: int) -> list[str]:
-        return [f"{i}:{t}" for i, t in enumerate(self.target_tokens[row])]
+        return self._decoder_labels(row, with_predictions=False)
+
+    def _decoder_labels(self, row: int, with_predictions: bool) -> list[str]:
+        tokens, end = self._decoder_tokens(row), self.prompt_columns[row]
+        predicts = self.predictions[row] if with_predictions else (None,) * len(tokens)
+        return [TokenLabel(i, t, p, i < end) for i, (t, p) in enumerate(zip(tokens, predicts))]
 
     def query_labels(self, kind: AttentionKindName, row: int) -> list[str]:
-        return self.target_labels(row) if kind in ("decoder", "cross") else self.labels(row)
+        """Rows: on the decoder side "column:token → prediction" (none at pads), the encoder's "column:token"."""
+        return self.labels(row) if kind == "encoder" else self._decoder_labels(row, with_predictions=True)
 
     def key_labels(self, kind: AttentionKindName, row: int) -> list[str]:
         return self.target_labels(row) if kind == "decoder" else self.labels(row)
@@ -108,6 +128,12 @@ def _shown(tokenizer, ids: torch.Tensor, real: torch.Tensor) -> tuple[tuple[str,
                        for i, r in zip(row.tolist(), mask.tolist())) for row, mask in zip(ids, real))
 
 
+def _predicted(tokenizer, logits: torch.Tensor, real: torch.Tensor) -> tuple[tuple[str | None, ...], ...]:
+    """The top next token at every real cell of a batch's logits (B, T, V); None at pads."""
+    return tuple(tuple(display_token(tokenizer.id_to_token(i)) if r else None
+                       for i, r in zip(row.tolist(), mask.tolist())) for row, mask in zip(logits.argmax(-1), real))
+
+
 def pad_batch(checkpoint: LoadedCheckpoint, prepared: PreparedTrace, second_text: str,
               side: Side = "left") -> tuple[PaddedBatch | None, tuple[Note, ...]]:
     """The prepared input and a second one in one padded batch; (None, notes) when the second is refused."""
@@ -132,8 +158,11 @@ def _pad_gpt(checkpoint: LoadedCheckpoint, prepared: PreparedTrace, second: list
         difference = max(difference, float((record.logits[b][real[b]] - alone).abs().max()))
         last_column.append(display_token(tokenizer.id_to_token(int(record.logits[b, -1].argmax()))))
         alone_next.append(display_token(tokenizer.id_to_token(int(alone[-1].argmax()))))
+    pads = [int((~r).sum()) if side == "left" else 0 for r in real]  # columns before a row's first token
+    prompt_columns = (pads[0] + prepared.prompt_length, ids.shape[1])  # the second input is all prompt
     return PaddedBatch("gpt", side, ids.numpy(), _shown(tokenizer, ids, real), real.numpy(), (), record,
-                       difference, tuple(last_column), tuple(alone_next))
+                       difference, tuple(last_column), tuple(alone_next), _predicted(tokenizer, record.logits, real),
+                       prompt_columns)
 
 
 @torch.no_grad()
@@ -152,4 +181,5 @@ def _pad_seq2seq(checkpoint: LoadedCheckpoint, prepared: PreparedTrace, second: 
         alone = model(torch.tensor([sources[b]]), torch.tensor([targets[b]]), src_pad_id=pad)[0]  # (T_b, V)
         difference = max(difference, float((record.logits[b][tgt_real[b]] - alone).abs().max()))
     return PaddedBatch("transformer", "right", src.numpy(), _shown(tokenizer, src, src_real), src_real.numpy(),
-                       _shown(tokenizer, tgt, tgt_real), record, difference, (), ())
+                       _shown(tokenizer, tgt, tgt_real), record, difference, (), (),
+                       _predicted(tokenizer, record.logits, tgt_real), (1, 1))  # the decoder's prompt is <s>

@@ -76,6 +76,7 @@ class GenerationStep:
     uncached_seconds: float  # the same prediction recomputed from the whole sequence, no cache
     uncached_max_diff: float  # max |p_cached - p_uncached| over the vocabulary
     same_token: bool  # the uncached run picks the same next token
+    row_predictions: tuple[int, ...] = ()  # (T_new,) the most likely next token at each fed row, before any setting
 
     @property
     def query_length(self) -> int:
@@ -238,6 +239,7 @@ class GenerationSession:
             uncached_seconds=uncached_s,
             uncached_max_diff=float((probs - uncached_probs).abs().max()),
             same_token=int(uncached_probs.argmax()) == int(probs.argmax()),
+            row_predictions=tuple(logits[0].argmax(-1).tolist()),
         )
         self.steps.append(step)
         self.tokens.append(chosen)

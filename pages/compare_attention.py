@@ -5,13 +5,14 @@ import random
 import streamlit as st
 
 from app_lib.checkpoints import list_checkpoints, load_model
-from app_lib.state import Selection, current_selection
+from app_lib.state import Selection, current_selection, url_radio, url_selectbox
 from app_lib.tracing import traced
 from app_lib.ui import chart, intro, page_fragment, record_table, show_notes
 from explain.cache import attention_summary, calculate, preset, preset_rows
 from explain.compare import evaluate_family, families, shared_layers
 from explain.examples import default_text
 from explain.inputs import code_span
+from explain.labels import reversal_axis
 from model.decode_speed import SpeedSetup, measure_decode_speed
 from model.kv_math import DTYPE_BYTES, PRESETS
 from viz.figures_compare import plot_cache_sizes, plot_decode_speed, plot_grouped_heads, plot_position_accuracy
@@ -54,8 +55,8 @@ def family_comparison(selection: Selection) -> None:
         return
     by_name = {f.name: f for f in found}
     current = next((f for f in found if selection.entry.name in f.members), found[0])
-    family = by_name[st.radio("Models", list(by_name), index=found.index(current), horizontal=True,
-                              format_func=lambda name: by_name[name].label, key="cmp_family")]
+    family = by_name[url_radio("Models", list(by_name), "cmp_family", index=found.index(current),
+                               captions=[", ".join(f.members) for f in found])]
     checkpoints = {n: load_model(n) for n in family.members}
     own_input = selection.entry.name in family.members
     text = selection.text if own_input else default_text(checkpoints[family.members[0]])
@@ -64,7 +65,7 @@ def family_comparison(selection: Selection) -> None:
     record_table([attention_summary(n, c.config, c.model.num_parameters) for n, c in checkpoints.items()],
                  transpose=True, index="model")
 
-    layer = st.selectbox("Layer", range(shared_layers(checkpoints.values())), key="cmp_layer")
+    layer = url_selectbox("Layer", range(shared_layers(checkpoints.values())), "cmp_layer")
     for n, c in checkpoints.items():
         prepared = traced(n, text)
         show_notes([note for note in prepared.notes if note.level == "error"])
@@ -88,6 +89,7 @@ def family_comparison(selection: Selection) -> None:
         st.error(f"{failed.name}: {failed.error}")
     if quality.n is not None and quality.measured:
         chart(plot_position_accuracy(quality), "quality_by_position")
+        st.caption(reversal_axis(quality.n, quality.chance).note)
         st.caption(f"Fresh sequences from seed {quality.seed}. " + " · ".join(
             f"{r.name}: reversed half {r.second_half:.1%}" for r in quality.measured))
     elif quality.measured:

@@ -5,7 +5,7 @@ import streamlit as st
 from app_lib.head_grid import head_grid
 from app_lib.state import Selection, current_selection
 from app_lib.tracing import ablation, accuracy, importance
-from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
+from app_lib.ui import chart, intro, page_fragment, traced_input
 from explain.inputs import code_span
 from viz.figures_experiments import plot_accuracy_by_position, plot_importance, plot_next_token_probabilities
 
@@ -55,6 +55,7 @@ def heads_off(selection: Selection) -> None:
         chart(plot_accuracy_by_position(before, after, f"Accuracy by position on fresh data: "
                                                        f"{after.headline_name} {before.headline:.1%} → "
                                                        f"{after.headline:.1%}"), "heads_off_accuracy")
+        st.caption(before.note)
 
     st.subheader("Find the important heads")
     st.markdown("Switch each head off alone, then each layer's heads all together, and measure the accuracy drop. "

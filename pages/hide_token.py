@@ -7,6 +7,7 @@ from app_lib.tracing import hidden
 from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
 from app_lib.url_choices import url_multiselect
 from explain.hiding import hidable_labels
+from explain.labels import LABEL_NOTE, ROW_NOTE
 from explain.trace import PreparedTrace
 from viz.figures import plot_head_grid
 from viz.figures_experiments import plot_hidden_changes
@@ -36,6 +37,8 @@ def hide_token(selection: Selection, prepared: PreparedTrace) -> None:
         return
     chart(plot_hidden_changes(result, "How far each output moved (orange: its top prediction changed)"),
           "hide_changes")
+    st.caption(f"{ROW_NOTE} Here the prediction is the intact model's; hover over a bar for the one with the tokens "
+               "hidden.")
     record_table(result.rows)
     st.subheader("Attention with the tokens hidden")
     config = selection.checkpoint.config
@@ -44,8 +47,11 @@ def hide_token(selection: Selection, prepared: PreparedTrace) -> None:
     layer = url_selectbox("Layer", range(config.n_layers), "layer")
     stack = result.record.encoder if kind == "encoder" else result.record.decoder
     att = stack.layers[layer].cross_attention if kind == "cross" else stack.layers[layer].self_attention
-    chart(plot_head_grid(att, prepared.query_labels(kind), prepared.key_labels(kind),
+    rows = prepared.query_labels(kind) if kind == "encoder" else result.hidden_row_labels
+    chart(plot_head_grid(att, rows, prepared.key_labels(kind),
                          f"Layer {layer}: the hidden tokens' columns are masked (grey)"), "hide_heads")
+    st.caption(LABEL_NOTE if kind == "encoder" else f"{ROW_NOTE} Here each row's prediction is the one with the "
+               "tokens hidden.")
 
 
 hide_token(selection, prepared)

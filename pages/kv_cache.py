@@ -14,7 +14,7 @@ from explain.generation import (
     suppression_note,
 )
 from explain.inputs import code_span, read_input
-from explain.labels import LABEL_NOTE, VOCABULARY_NOTE
+from explain.labels import LABEL_NOTE, ROW_NOTE, VOCABULARY_NOTE
 from explain.rope import latent_cache_rows
 from model.generation_trace import session_for
 from viz.figures_generation import (
@@ -103,11 +103,12 @@ def generation_section() -> None:
     layer_step = last.layers[layer]
     prefill = view.prefill
     if prefill.query_length > 1:
-        chart(plot_prefill_scores(prefill.layers[layer].scaled_scores, prefill.mask, view.prompt_labels, layer),
-              "prefill_scores")
+        chart(plot_prefill_scores(prefill.layers[layer].scaled_scores, prefill.mask, view.prompt_labels, layer,
+                                  view.prefill_row_labels), "prefill_scores")
         st.caption("Prefill: the prompt's tokens are queries all at once, so query i must be kept from keys "
                    "after it in the same pass: the causal mask (grey) is needed here, exactly as in training. "
-                   + LABEL_NOTE)
+                   f"{ROW_NOTE} The prefill's rows are all prompt: the last row's prediction is the most likely first "
+                   "token to generate.")
     else:
         st.caption("The decoder starts from the single start token, so its prefill is one query: no mask.")
     if last.kind == "decode":

@@ -6,7 +6,7 @@ from app_lib.state import Selection, current_selection
 from app_lib.tracing import lens
 from app_lib.ui import chart, intro, page_fragment, traced_input
 from explain.inputs import code_span
-from explain.trace import PreparedTrace
+from explain.labels import ROW_NOTE
 from viz.figures_experiments import plot_lens, plot_lens_climb
 
 selection = current_selection()
@@ -19,21 +19,20 @@ intro(
     r"\mathrm{lens}_\ell = \mathrm{softmax}\big(\mathrm{LN}_{final}(x^{(\ell)})\, W_{U}\big),"
     r"\quad \ell = 0 \;(\text{embeddings}), 1, \dots, n_{layers}",
 )
-prepared = traced_input(selection)
+traced_input(selection)  # the input's notes; stops the page when the input was refused
 
 
 @page_fragment("logit_lens")
-def logit_lens_page(selection: Selection, prepared: PreparedTrace) -> None:
+def logit_lens_page(selection: Selection) -> None:
     record = lens(selection.entry.name, selection.text)
     chart(plot_lens(record, "Top token and its probability, per layer (rows) and position (columns)"), "lens")
+    st.caption(f"Each column is a decoder's row, labelled as on the heatmaps. {ROW_NOTE}")
     chart(plot_lens_climb(record, "The probability of the final prediction through the layers"), "lens_climb")
     st.subheader("Where each prediction appears")
-    start = prepared.prompt_length - 1 if prepared.answer_starts_inside else 0
-    lines = [f"- {code_span(record.position_labels[t])} → {code_span(record.final_tokens[t])}: on top from "
-             f"{record.reading_of(t)}" for t in range(start, len(record.position_labels))]
-    if prepared.answer_starts_inside:
+    lines = [f"- {code_span(label)}: on top from {reading}" for label, reading in record.appearances()]
+    if record.writes_answer:
         st.markdown("The positions that write the model's answer (for reversal, each one's mirrored symbol):")
     st.markdown("\n".join(lines))
 
 
-logit_lens_page(selection, prepared)
+logit_lens_page(selection)

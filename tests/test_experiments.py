@@ -131,3 +131,55 @@ def test_the_lens_record_reads_the_model(request, fixture, text):
     if fixture == "reversal":  # the mirrored symbol is on top from the layer where the mirror head writes it
         assert all(record.reading_of(t) == "after layer 0" for t in range(8, 15))
         assert record.final_tokens[7:] == tuple("62951413")
+
+
+# ------------------------------------------------------------------ what the rows and positions mean
+
+
+@pytest.mark.parametrize("fixture, first, last", [("reversal", "0:a → b", "14:b → a"), ("dates", "0:<s> → y", "10:d → </s>")])
+def test_accuracy_positions_use_the_one_axis_and_carry_its_note(request, fixture, first, last):
+    checkpoint = request.getfixturevalue(fixture)
+    result = accuracy_by_position(checkpoint, head_choice(checkpoint), 32)
+    assert len(result.positions) == len(result.accuracy)
+    assert (result.positions[0], result.positions[-1]) == (first, last)
+    assert ("Positions 0 to 6" in result.note) if fixture == "reversal" else ("No position is at chance" in result.note)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_padded_rows_say_what_they_predict_and_where_the_prompt_ends(reversal, side):
+    from explain.labels import prompt_rows
+
+    prepared = prepare_trace(reversal, "3 1 4 1 5 9 2 6")
+    batch, _ = pad_batch(reversal, prepared, "7 2 6", side)
+    rows = batch.query_labels("self", 0)
+    assert [row.predicts for row in rows] == list(prepared.predictions)  # the row alone predicts the same
+    assert prompt_rows(rows) == 8 and prompt_rows(batch.key_labels("self", 0)) == 8
+    second = batch.query_labels("self", 1)
+    pads = [label for label in second if label.token == "<pad>"]
+    assert len(pads) == 12 and all(label.predicts is None for label in pads)  # a pad predicts nothing
+    assert all(label.predicts is not None for label in second if label.token != "<pad>")
+    assert prompt_rows(second) is None  # the second input is all prompt
+
+
+def test_padded_decoder_rows_of_the_encoder_decoder(dates):
+    from explain.labels import prompt_rows
+
+    prepared = prepare_trace(dates, "25 december 2023")
+    batch, _ = pad_batch(dates, prepared, "3 may 1999", "right")
+    decoder = batch.query_labels("decoder", 0)
+    assert decoder[0] == "0:<s> → 2" and prompt_rows(decoder) == 1 and prompt_rows(batch.key_labels("decoder", 0)) == 1
+    assert all(label.predicts is None for label in batch.query_labels("encoder", 0))
+
+
+def test_lens_and_hidden_rows_say_what_they_predict(reversal):
+    from explain.labels import prompt_rows
+
+    prepared = prepare_trace(reversal, "3 1 4 1 5 9 2 6")
+    record = lens_record(reversal, prepared)
+    assert [label.predicts for label in record.position_labels] == list(record.final_tokens)
+    assert prompt_rows(record.position_labels) == 8 and record.writes_answer
+    assert [label for label, _ in record.appearances()] == list(record.position_labels[7:])  # the answer's writers
+    hidden = hide_tokens(reversal, prepared, (2,))
+    assert hidden.position_labels == record.position_labels  # intact: the model's own predictions
+    assert hidden.hidden_row_labels[12].predicts != hidden.position_labels[12].predicts  # the mirror loses it
+    assert [row.written_by for row in hidden.rows[7:9]] == ["you", "the model"]

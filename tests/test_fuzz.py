@@ -376,10 +376,10 @@ def other_figures(labels: list[str], title: str) -> list[go.Figure]:
         figures_generation.plot_step_times([1, 2], [1.0, 1.0], [2.0, 3.0]),
         figures_compare.plot_cache_sizes([CalculatorResult(title, 4, 10, 1), CalculatorResult(title + " 2", 1, 5, 1)], 4096),
         figures_compare.plot_decode_speed([point]),
-        figures_compare.plot_position_accuracy(FamilyQuality("reversal", (title,), 0, (ModelQuality(title, accuracy_by_position=(0.1,) * n),), 2, 0.1)),
+        figures_compare.plot_position_accuracy(FamilyQuality("reversal", (title,), 0, (ModelQuality(title, accuracy_by_position=(0.1,) * 3),), 2, 0.1)),
         figures_training.plot_loss([event]),
         figures_training.plot_half_accuracy([event], 0.1),
-        figures_training.plot_accuracy_by_position([0.5] * n, 2, 0.1, 3),
+        figures_training.plot_accuracy_by_position([0.5] * 3, 2, 0.1, 3),  # n = 2: 2n - 1 positions
         figures_training.plot_throughput([event]),
         figures_training.plot_training_attention(torch.rand(2, 2, n, n), labels, 3),
     ]

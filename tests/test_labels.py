@@ -86,3 +86,82 @@ def test_the_prompt_end_is_drawn_as_a_dashed_line():
     dashed = [s for s in fig.layout.shapes if s.line.dash == "dash"]
     assert {(s.y0, s.y1) for s in dashed if s.type == "line" and s.y0 == s.y1} == {(1.5, 1.5)}
     assert {(s.x0, s.x1) for s in dashed if s.x0 == s.x1} == {(1.5, 1.5)}
+
+
+# ------------------------------------------------------------------ accuracy-by-position axes
+
+
+def test_accuracy_ticks_name_what_each_position_reads_and_is_scored_on():
+    from explain.labels import accuracy_ticks
+
+    assert accuracy_ticks(["<s>", "a", "b"]) == ("0:<s> → a", "1:a → b")
+    assert accuracy_ticks([" ", "x"]) == ("0:␣ → x",)
+    assert all(isinstance(tick, TokenLabel) for tick in accuracy_ticks(["a", "b", "c"]))
+    assert prompt_rows(accuracy_ticks(["a", "b", "c"])) is None  # no prompt line on an accuracy axis
+    with pytest.raises(ValueError, match="no position to score"):
+        accuracy_ticks(["a"])
+
+
+def test_the_reversal_axis_has_2n_minus_1_ticks_and_says_which_are_at_chance():
+    from explain.labels import reversal_axis, reversal_sequence
+
+    assert reversal_sequence(3) == ("a", "b", "c", "c", "b", "a")
+    axis = reversal_axis(3, 0.1)
+    assert axis.ticks == ("0:a → b", "1:b → c", "2:c → c", "3:c → b", "4:b → a")
+    assert "Positions 0 to 1" in axis.note and "1 in 10" in axis.note and "from position 2 on" in axis.note
+    two = reversal_axis(2, 1 / 64)
+    assert two.ticks == ("0:a → b", "1:b → b", "2:b → a") and "Position 0 must" in two.note and "1 in 64" in two.note
+    assert len(reversal_axis(16, 0.1).ticks) == 31 and len(set(reversal_axis(30, 0.1).ticks)) == 59
+
+
+def test_the_dates_axis_follows_the_target_format_between_start_and_end():
+    from explain.labels import dates_axis
+    from model.tasks.dates import TARGET_FORMAT
+
+    axis = dates_axis(TARGET_FORMAT, "<s>", "</s>")
+    assert axis.ticks[0] == "0:<s> → y" and axis.ticks[4] == "4:y → -" and axis.ticks[-1] == "10:d → </s>"
+    assert len(axis.ticks) == 11 and "No position is at chance" in axis.note and "`</s>`" in axis.note
+
+
+def test_the_three_accuracy_charts_use_the_same_ticks():
+    from explain.compare import FamilyQuality, ModelQuality
+    from explain.experiments import PositionAccuracy
+    from explain.labels import ACCURACY_POSITION_AXIS, reversal_axis
+    from viz.figures_compare import plot_position_accuracy
+    from viz.figures_experiments import plot_accuracy_by_position as plot_heads_off
+    from viz.figures_training import plot_accuracy_by_position as plot_train
+
+    n, chance, values = 3, 0.1, (0.1, 0.2, 1.0, 1.0, 1.0)
+    axis = reversal_axis(n, chance)
+    record = PositionAccuracy(axis.ticks, values, 1.0, "accuracy on the reversed half", chance, n - 1, axis.note)
+    figures = [plot_train(list(values), n, chance, 5), plot_heads_off(record, record, "t"),
+               plot_position_accuracy(FamilyQuality("reversal", ("m",), 0, (ModelQuality("m", accuracy_by_position=values),), n,
+                                                 chance))]
+    for fig in figures:
+        assert tuple(fig.data[0].x) == axis.ticks
+        assert fig.layout.xaxis.title.text == ACCURACY_POSITION_AXIS and fig.layout.xaxis.type == "category"
+    with pytest.raises(ValueError, match="scores 5 positions"):
+        plot_train([0.5] * 4, n, chance, 5)
+
+
+# ------------------------------------------------------------------ rows of the experiment and KV views
+
+
+def test_kv_prefill_rows_say_what_each_prompt_token_predicts():
+    import torch
+
+    from explain.generation import generation_view, step_with
+    from model import load_checkpoint
+    from model.generation_trace import GenerationSession
+    from model.sampling import SamplingSettings
+
+    checkpoint = load_checkpoint("checkpoints/reversal-mha")
+    ids = checkpoint.tokenizer.encode("3 1 4 1 5 9 2 6")
+    session = GenerationSession(checkpoint.model.eval(), ids, time_repeats=1)
+    step_with(session, SamplingSettings())
+    view = generation_view(checkpoint, session)
+    rows = view.prefill_row_labels
+    full = checkpoint.model(torch.tensor([ids]))[0].argmax(-1).tolist()  # (T,) the uncached pass
+    assert [row.predicts for row in rows] == [checkpoint.tokenizer.id_to_token(i) for i in full]
+    assert rows[0].startswith("0:3 → ") and prompt_rows(rows) is None  # the prefill is all prompt
+    assert rows[-1].predicts == checkpoint.tokenizer.id_to_token(session.steps[0].chosen)  # greedy: the same token

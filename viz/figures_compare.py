@@ -13,13 +13,23 @@ import plotly.graph_objects as go
 
 from explain.cache import CalculatorResult
 from explain.compare import FamilyQuality
-from explain.labels import ACCURACY_POSITION_AXIS
+from explain.labels import ACCURACY_POSITION_AXIS, reversal_axis
 from model.attention import AttentionTrace
 from model.config import kv_head_of
 from model.decode_speed import SpeedPoint
 
 from .figures_generation import VARIANT_COLOURS, variant_colour
-from .panels import BLUE, CATEGORICAL, MASKED_COLOR, Panel, PanelGrid, allowed_matrix, heatmap_spec, to_numpy
+from .panels import (
+    BLUE,
+    CATEGORICAL,
+    MASKED_COLOR,
+    Panel,
+    PanelGrid,
+    allowed_matrix,
+    heatmap_spec,
+    plotly_labels,
+    to_numpy,
+)
 
 GROUP_COLOURS = CATEGORICAL
 
@@ -84,19 +94,25 @@ def plot_decode_speed(points: Sequence[SpeedPoint]) -> go.Figure:
 
 
 def plot_position_accuracy(quality: FamilyQuality) -> go.Figure:
-    """Accuracy by position (ACCURACY_POSITION_AXIS), one line per model (the reversal models' quality, side by side)."""
+    """Accuracy by position, one line per model (the reversal models' quality, side by side).
+
+    The axis is ACCURACY_POSITION_AXIS with labels.reversal_axis's ticks, as on every page.
+    """
+    if quality.n is None or quality.chance is None:
+        raise ValueError(f"the {quality.family} family has no accuracy by position (only the reversal has).")
+    n, chance = quality.n, quality.chance
+    ticks = plotly_labels(reversal_axis(n, chance).ticks)
     fig = go.Figure()
-    measured = quality.measured
-    for result in measured:
+    for result in quality.measured:
+        if len(result.accuracy_by_position) != len(ticks):
+            raise ValueError(f"{result.name}: {len(result.accuracy_by_position)} accuracies for a reversal of n = {n}, "
+                             f"which scores {len(ticks)} positions.")
         variant = next((v for v in VARIANT_COLOURS if v.lower() in result.name.lower()), None)
-        fig.add_trace(go.Scatter(x=list(range(len(result.accuracy_by_position))), y=list(result.accuracy_by_position),
-                                 mode="lines+markers", name=html.escape(result.name),
-                                 line={"color": VARIANT_COLOURS.get(variant)}))
-    n, chance = quality.n or 0, quality.chance or 0.0
-    width = len(measured[0].accuracy_by_position) if measured else 0
-    fig.add_vrect(x0=n - 1.5, x1=width - 0.5, fillcolor=BLUE, opacity=0.08,
+        fig.add_trace(go.Scatter(x=ticks, y=list(result.accuracy_by_position), mode="lines+markers",
+                                 name=html.escape(result.name), line={"color": VARIANT_COLOURS.get(variant)}))
+    fig.add_vrect(x0=n - 1.5, x1=len(ticks) - 0.5, fillcolor=BLUE, opacity=0.08,
                   line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")
     fig.add_hline(y=chance, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
     fig.update_layout(title="Accuracy by position on fresh sequences", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      xaxis={"title": ACCURACY_POSITION_AXIS, "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.05]})
+                      xaxis={"title": ACCURACY_POSITION_AXIS, "type": "category"}, yaxis={"title": "accuracy", "range": [0, 1.05]})
     return fig

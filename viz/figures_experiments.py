@@ -15,16 +15,26 @@ from plotly.subplots import make_subplots
 from explain.experiments import AblationResult, PositionAccuracy
 from explain.hiding import HiddenTokens
 from explain.importance import ImportanceMap
-from explain.labels import ACCURACY_POSITION_AXIS
+from explain.labels import ACCURACY_POSITION_AXIS, display_token, prompt_rows
 from explain.lens import LensRecord
 
-from .panels import HIGHLIGHT, WEIGHTS_SCALE, plotly_labels
+from .panels import HIGHLIGHT, PROMPT_LINE, WEIGHTS_SCALE, plotly_labels
 
 INTACT, ABLATED = "#3182bd", HIGHLIGHT
 
 
+def _prompt_line(fig: go.Figure, labels: list[str]) -> None:
+    """A dashed vertical line on a category x axis where the prompt's positions end (labels.prompt_rows)."""
+    end = prompt_rows(labels)
+    if end is not None:
+        fig.add_vline(x=end - 0.5, line={"color": PROMPT_LINE, "width": 2, "dash": "dash"})
+
+
 def plot_accuracy_by_position(intact: PositionAccuracy, ablated: PositionAccuracy, title: str) -> go.Figure:
-    """Accuracy at each position, intact and with the heads off; chance as a dashed line."""
+    """Accuracy at each position, intact and with the heads off; chance as a dashed line.
+
+    The ticks are the record's (labels.reversal_axis / labels.dates_axis), the same axis on every page.
+    """
     x = plotly_labels(intact.positions)
     fig = go.Figure([
         go.Bar(x=x, y=list(intact.accuracy), name=f"intact ({intact.headline_name}: {intact.headline:.1%})",
@@ -39,7 +49,7 @@ def plot_accuracy_by_position(intact: PositionAccuracy, ablated: PositionAccurac
                       line_width=0, annotation_text="determined by the input", annotation_position="top right")
     fig.update_layout(barmode="group", height=380, title=dict(text=html.escape(title)),
                       yaxis=dict(title="accuracy", range=[0, 1.05], tickformat=".0%"),
-                      xaxis=dict(title=ACCURACY_POSITION_AXIS), legend=dict(orientation="h", y=-0.25),
+                      xaxis=dict(title=ACCURACY_POSITION_AXIS, type="category"), legend=dict(orientation="h", y=-0.25),
                       margin=dict(l=50, r=20, t=60, b=90))
     return fig
 
@@ -78,18 +88,28 @@ def plot_importance(importance: ImportanceMap, title: str) -> go.Figure:
 
 
 def plot_hidden_changes(hidden: HiddenTokens, title: str) -> go.Figure:
-    """How far each output position's prediction moved when the tokens were hidden (total variation)."""
+    """How far each output position's prediction moved when the tokens were hidden (total variation).
+
+    Ticks are rows "position:token → intact prediction", the prompt's end dashed (labels.row_labels).
+    """
     colours = np.where(hidden.top_changed, HIGHLIGHT, INTACT).tolist()
+    after = [display_token(label.predicts) for label in hidden.hidden_row_labels]
     fig = go.Figure(go.Bar(x=plotly_labels(hidden.position_labels), y=hidden.distance.tolist(), marker_color=colours,
-                           hovertemplate="%{x}<br>change %{y:.1%}<extra></extra>"))
-    fig.update_layout(height=320, title=dict(text=html.escape(title)), xaxis=dict(title="output position"),
+                           customdata=[html.escape(token) for token in after],
+                           hovertemplate="%{x}<br>change %{y:.1%}, predicts %{customdata} hidden<extra></extra>"))
+    _prompt_line(fig, list(hidden.position_labels))
+    fig.update_layout(height=320, title=dict(text=html.escape(title)),
+                      xaxis=dict(title="output position (reads → predicts, intact)", type="category"),
                       yaxis=dict(title="total variation", range=[0, 1.05], tickformat=".0%"),
                       margin=dict(l=50, r=20, t=60, b=60))
     return fig
 
 
 def plot_lens(record: LensRecord, title: str) -> go.Figure:
-    """Per reading (rows) and position (columns): the top token as text, coloured by its probability."""
+    """Per reading (rows) and position (columns): the top token as text, coloured by its probability.
+
+    Columns read "position:token → final prediction"; a dashed line marks where the prompt ends.
+    """
     text = np.array([[html.escape(t) for t in row] for row in record.top_tokens], dtype=object)
     fig = go.Figure(go.Heatmap(z=record.top_probability, x=plotly_labels(record.position_labels),
                                y=list(record.layer_names), zmin=0, zmax=1, colorscale=WEIGHTS_SCALE,
@@ -98,6 +118,7 @@ def plot_lens(record: LensRecord, title: str) -> go.Figure:
                                colorbar=dict(title="p", thickness=10)))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
+    _prompt_line(fig, list(record.position_labels))
     fig.update_layout(height=120 + 60 * len(record.layer_names), title=dict(text=html.escape(title)),
                       margin=dict(l=110, r=20, t=60, b=60))
     return fig
@@ -107,9 +128,8 @@ def plot_lens_climb(record: LensRecord, title: str) -> go.Figure:
     """The probability of each position's final token at each reading: one line per position."""
     fig = go.Figure()
     names = list(record.layer_names)
-    for t, label in enumerate(plotly_labels(record.position_labels)):
-        fig.add_trace(go.Scatter(x=names, y=record.final_probability[:, t].tolist(), mode="lines+markers",
-                                 name=f"{label} → {html.escape(record.final_tokens[t])}"))
+    for t, label in enumerate(plotly_labels(record.position_labels)):  # "position:token → final prediction"
+        fig.add_trace(go.Scatter(x=names, y=record.final_probability[:, t].tolist(), mode="lines+markers", name=label))
     fig.update_layout(height=380, title=dict(text=html.escape(title)), xaxis=dict(type="category"),
                       yaxis=dict(title="probability of the final token", range=[0, 1.05]),
                       margin=dict(l=50, r=20, t=60, b=40))

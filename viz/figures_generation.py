@@ -125,11 +125,16 @@ def _row_height(length: int) -> int:
     return int(np.clip(18 * length + 40, 140, 420))
 
 
-def plot_prefill_scores(scaled_scores: Array, mask: Array | None, labels: Sequence[str], layer: int) -> go.Figure:
-    """Every head's scaled scores of the prompt, masked cells grey: the causal matrix of the prefill."""
+def plot_prefill_scores(scaled_scores: Array, mask: Array | None, labels: Sequence[str], layer: int,
+                        row_labels: Sequence[str] | None = None) -> go.Figure:
+    """Every head's scaled scores of the prompt, masked cells grey: the causal matrix of the prefill.
+
+    `labels` name the keys, and the queries too unless `row_labels` ("position:token → prediction") are given.
+    """
     scores = to_numpy(scaled_scores)  # (H, T, T)
     allowed = None if mask is None else np.asarray(to_numpy(mask), dtype=bool)  # (T, T)
-    panels = [Panel(scores[h], f"head {h}", labels, labels, allowed, hover=SCORES_HOVER)
+    queries = labels if row_labels is None else row_labels
+    panels = [Panel(scores[h], f"head {h}", queries, labels, allowed, hover=SCORES_HOVER)
               for h in range(scores.shape[0])]
     rows = [panels[i : i + 4] for i in range(0, len(panels), 4)]
     return plot_grid(rows, f"Prefill, layer {layer}: QKᵀ/√d_head of the whole prompt at once (grey = masked)",

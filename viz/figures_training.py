@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from explain.labels import ACCURACY_POSITION_AXIS
+from explain.labels import ACCURACY_POSITION_AXIS, reversal_axis
 from explain.training import AccuracyCurve, LossFloor
 from model.training import TrainEvent
 
-from .panels import BLUE, GREY, MASKED_COLOR, VERMILLION, Array, to_numpy
+from .panels import BLUE, GREY, MASKED_COLOR, VERMILLION, Array, plotly_labels, to_numpy
 
 FIRST_COLOUR, SECOND_COLOUR, CHANCE_COLOUR = VERMILLION, BLUE, GREY
 MAX_POINTS = 300  # a line of 3,000 steps is thinned to this many points
@@ -84,11 +84,16 @@ def plot_half_accuracy(eval_events: Sequence[TrainEvent], chance: float) -> go.F
 
 
 def plot_accuracy_by_position(accuracy: Sequence[float], n: int, chance: float, step: int) -> go.Figure:
-    """Accuracy of each predicted position of the latest evaluation, coloured by half."""
+    """Accuracy of each of the 2n - 1 predicted positions of the latest evaluation, coloured by half.
+
+    Ticks and the note under the chart: labels.reversal_axis (the same axis on every page).
+    """
     values = list(accuracy)
-    labels = [f"p{p}" for p in range(len(values))]
+    ticks = reversal_axis(n, chance).ticks
+    if len(values) != len(ticks):
+        raise ValueError(f"a reversal of n = {n} scores {len(ticks)} positions, got {len(values)} accuracies.")
     colours = [FIRST_COLOUR if p < n - 1 else SECOND_COLOUR for p in range(len(values))]
-    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colours,
+    fig = go.Figure(go.Bar(x=plotly_labels(ticks), y=values, marker_color=colours,
                            hovertemplate="position %{x}<br>accuracy %{y:.3f}<extra></extra>"))
     fig.add_hline(y=chance, line={"dash": "dot", "color": CHANCE_COLOUR}, annotation_text="chance")
     fig.update_layout(title=f"Accuracy by position (step {step})", height=300,
