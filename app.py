@@ -9,7 +9,7 @@ import pandas  # noqa: F401  (imported before any page: see below)
 import streamlit as st
 
 from app_lib.runlog import timed_run
-from app_lib.sidebar import render_sidebar
+from app_lib.sidebar import SIDEBAR_PX, render_sidebar
 from app_lib.state import session_owner, set_selection
 from app_lib.tour import HOME, sections
 
@@ -20,7 +20,7 @@ from app_lib.tour import HOME, sections
 # The favicon is an emoji, drawn by the browser: with no icon or a Material one the browser fetches the
 # page's icon from fonts.gstatic.com, which an offline classroom cannot reach. (Checking the emoji loads
 # Streamlit's emoji table, about 0.5 s once per server; an image file would load Pillow, as long.)
-st.set_page_config(page_title="Transformer Playground", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="Transformer Playground", page_icon="🔍", layout="wide", initial_sidebar_state=SIDEBAR_PX)
 
 navigation = st.navigation({
     section: [st.Page(page.path, title=page.title, icon=page.icon, default=page.path == HOME) for page in pages]

@@ -3,8 +3,8 @@
 The documents come from viz.bertviz_html (no CDN, no `import bertviz`). In the page, each view links
 require.js, jQuery and d3 where the app serves them (`static/bertviz/`, Streamlit's static file
 serving), so a document is the view's code and data only; the download inlines them and works offline.
-This module picks the attention tensors and tokens out of the trace and estimates each view's height
-from bertviz's own layout constants.
+This module picks the attention tensors and tokens out of the trace; each view's frame takes the height
+of what it draws (app_lib.ui.html_frame).
 """
 
 from __future__ import annotations
@@ -27,24 +27,21 @@ from viz.bertviz_html import (
 from .checkpoints import version_of
 from .tracing import traced
 
-# From bertviz's head_view.js (BOXHEIGHT, TEXT_TOP) and model_view.js (thumbnail and detail boxes).
-HEAD_ROW_PX, HEAD_EXTRA_PX = 22.5, 110
-MODEL_DETAIL_ROW_PX, MODEL_EXTRA_PX = 18, 140
 # Where Streamlit serves the app's static/ folder (server.enableStaticServing in .streamlit/config.toml).
 STATIC_PATH = "app/static"
+# An encoder-decoder's attention kinds (explain.trace) and the names bertviz's Attention menu gives them.
+ENTRY_NAMES = {"encoder": "Encoder", "decoder": "Decoder", "cross": "Cross"}
 
 
 @dataclass(frozen=True)
 class BertvizViews:
-    """Both views as in-page documents, iframe heights that fit them, a file name stem.
+    """Both views as in-page documents and a file name stem.
 
     The in-page documents link the libraries (`linked`) unless the server does not serve static/.
     """
 
     head_frame: str
     model_frame: str
-    head_height: int
-    model_height: int
     file_stem: str
     linked: bool
 
@@ -71,17 +68,18 @@ def scripts_url() -> str | None:
     return "/" + "/".join(part for part in (base, STATIC_PATH, "bertviz") if part)
 
 
-def build_views(prepared: PreparedTrace, name: str, layer: int, head: int) -> BertvizViews:
-    """Head view opened on (layer, head) and the model view of every layer and head."""
+def build_views(prepared: PreparedTrace, name: str, layer: int, head: int, kind: str | None = None) -> BertvizViews:
+    """Head view opened on (layer, head) and the model view of every layer and head, both showing the
+    attention `kind` first (an encoder-decoder's "encoder", "decoder" or "cross"; None: the encoder)."""
     url = scripts_url()
-    return _views(build_head_view(prepared, name, layer, head, url), build_model_view(prepared, name, url), name,
-                  url)
+    return _views(build_head_view(prepared, name, layer, head, url, kind), build_model_view(prepared, name, url, kind),
+                  name, url)
 
 
-def _views(head: tuple[str, int], model: tuple[str, int], name: str, url: str | None) -> BertvizViews:
-    """Both (document, height) pairs, and a file name stem made of the checkpoint's name."""
+def _views(head: str, model: str, name: str, url: str | None) -> BertvizViews:
+    """Both documents, and a file name stem made of the checkpoint's name."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
-    return BertvizViews(head[0], model[0], head[1], model[1], stem, linked=url is not None)
+    return BertvizViews(head, model, stem, linked=url is not None)
 
 
 def _tokens(prepared: PreparedTrace) -> tuple[list[str], list[str]]:
@@ -93,56 +91,58 @@ def _tokens(prepared: PreparedTrace) -> tuple[list[str], list[str]]:
 
 def _encoder_decoder_parts(prepared: PreparedTrace) -> list[list]:
     """Encoder, decoder and cross-attention weights, each per layer (1, H, T_q, T_k)."""
-    return [[a.weights for a in prepared.attention(kind)] for kind in ("encoder", "decoder", "cross")]
+    return [[a.weights for a in prepared.attention(kind)] for kind in ENTRY_NAMES]
 
 
-def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int, url: str | None) -> tuple[str, int]:
-    """The head view opened on (layer, head), linking the libraries at url (None: inlined), and its height."""
+def _entry_name(prepared: PreparedTrace, kind: str | None) -> str | None:
+    """bertviz's name for an encoder-decoder's attention kind (its Attention menu); None for a GPT."""
+    if prepared.architecture == "gpt" or kind is None:
+        return None
+    if kind not in ENTRY_NAMES:
+        raise ValueError(f"kind must be one of {list(ENTRY_NAMES)} for an encoder-decoder, got {kind!r}")
+    return ENTRY_NAMES[kind]
+
+
+def build_head_view(prepared: PreparedTrace, name: str, layer: int, head: int, url: str | None,
+                    kind: str | None = None) -> str:
+    """The head view opened on (layer, head) and attention `kind`, linking the libraries at url (None: inlined)."""
     title = f"{name}: layer {layer}, head {head} selected"
     source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
         attention = [a.weights for a in prepared.attention("self")]  # per layer (1, H, T, T)
-        document = head_view_html(attention, source, layer=layer, heads=[head], title=title, scripts_url=url)
-    else:
-        document = head_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, layer=layer,
-                                                  heads=[head], title=title, scripts_url=url)
-    longest = max(len(source), len(target))
-    return document, int(HEAD_ROW_PX * longest + HEAD_EXTRA_PX)
+        return head_view_html(attention, source, layer=layer, heads=[head], title=title, scripts_url=url)
+    return head_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, layer=layer,
+                                          heads=[head], title=title, scripts_url=url,
+                                          selected=_entry_name(prepared, kind))
 
 
-def build_model_view(prepared: PreparedTrace, name: str, url: str | None) -> tuple[str, int]:
-    """The model view of every layer and head, linking the libraries at url (None: inlined), and its height."""
+def build_model_view(prepared: PreparedTrace, name: str, url: str | None, kind: str | None = None) -> str:
+    """The model view of every layer and head showing attention `kind` first, linking the libraries at url
+    (None: inlined)."""
     title = f"{name}: every layer and head"
     source, target = _tokens(prepared)
     if prepared.architecture == "gpt":
         attention = [a.weights for a in prepared.attention("self")]  # per layer (1, H, T, T)
-        document = model_view_html(attention, source, title=title, scripts_url=url)
-    else:
-        document = model_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, title=title,
-                                                   scripts_url=url)
-    longest = max(len(source), len(target))
-    first = prepared.attention(prepared.kinds[0])
-    n_layers, n_heads = len(first), first[0].weights.shape[1]
-    thumbnails = n_layers * (longest * 7 * 12 / n_heads + 10) + 38
-    model_height = max(thumbnails, longest * MODEL_DETAIL_ROW_PX + 80) + MODEL_EXTRA_PX
-    return document, int(model_height)
+        return model_view_html(attention, source, title=title, scripts_url=url)
+    return model_view_html_encoder_decoder(*_encoder_decoder_parts(prepared), source, target, title=title,
+                                           scripts_url=url, selected=_entry_name(prepared, kind))
 
 
 # Two caches: the model view does not depend on the layer and head, so it is kept once per input
 # instead of once per (input, layer, head). A document is its view's code and data (tens of KB).
 @st.cache_data(show_spinner="Building the bertviz head view...", max_entries=32)
 def _head_view_cached(name: str, version: tuple, text: str, layer: int, head: int,
-                      url: str | None) -> tuple[str, int]:
-    return build_head_view(traced(name, text), name, layer, head, url)
+                      url: str | None, kind: str | None) -> str:
+    return build_head_view(traced(name, text), name, layer, head, url, kind)
 
 
 @st.cache_data(show_spinner="Building the bertviz model view...", max_entries=16)
-def _model_view_cached(name: str, version: tuple, text: str, url: str | None) -> tuple[str, int]:
-    return build_model_view(traced(name, text), name, url)
+def _model_view_cached(name: str, version: tuple, text: str, url: str | None, kind: str | None) -> str:
+    return build_model_view(traced(name, text), name, url, kind)
 
 
-def bertviz_views(name: str, text: str, layer: int, head: int) -> BertvizViews:
-    """Cached views for a listed checkpoint's trace of text (the trace must be ok)."""
+def bertviz_views(name: str, text: str, layer: int, head: int, kind: str | None = None) -> BertvizViews:
+    """Cached views for a listed checkpoint's trace of text (the trace must be ok), opened on attention `kind`."""
     version, url = version_of(name), scripts_url()
-    return _views(_head_view_cached(name, version, text, layer, head, url),
-                  _model_view_cached(name, version, text, url), name, url)
+    return _views(_head_view_cached(name, version, text, layer, head, url, kind),
+                  _model_view_cached(name, version, text, url, kind), name, url)

@@ -48,13 +48,26 @@ SCROLL_TO_ANCHOR = """<script>
 </script>"""
 
 
-def intro(title: str, text: str, formula: str | None = None) -> None:
-    """The page title, two or three sentences on what the student sees, and the formula."""
+def intro(title: str, text: str, formula: str | Sequence[str] | None = None) -> None:
+    """The page title, two or three sentences on what the student sees, and the formula (or its parts:
+    show_formula)."""
     st.title(title)
     st.markdown(text)
     if formula:
-        st.latex(formula)
+        show_formula(*([formula] if isinstance(formula, str) else formula))
     st.sidebar.html(SCROLL_TO_ANCHOR, unsafe_allow_javascript=True)  # not in the main block: no script there
+
+
+def show_formula(*parts: str) -> None:
+    """A formula, centred, that wraps onto more lines where the page is too narrow for it.
+
+    st.latex draws KaTeX's display mode: one line that never breaks, so on an 800-pixel screen the end of
+    a long formula was cut off (a scroll bar instead would hide it on a projector, where nobody scrolls).
+    Inline KaTeX, in \\displaystyle so that fractions keep their size, breaks lines like text. Several
+    parts each stay whole, a line breaking only between them; one part breaks after any = or +.
+    """
+    body = parts[0] if len(parts) == 1 else r"\qquad\allowbreak ".join("{" + part + "}" for part in parts)
+    st.markdown(f"$\\displaystyle {body}$", text_alignment="center")
 
 
 def presenting() -> bool:
@@ -78,13 +91,14 @@ def chart(fig: go.Figure, name: str) -> None:
     st.plotly_chart(fig, config=config, width="stretch", key=f"chart::{name}")
 
 
-def html_frame(document: str, height: int) -> None:
-    """A complete HTML document (a bertviz view) in an iframe of the given height.
+def html_frame(document: str) -> None:
+    """A complete HTML document (a bertviz view) in an iframe as tall as the document (it follows the view
+    as it draws and as its width changes).
 
     The document is the iframe's srcdoc, so it has the app's origin and base URL: absolute paths such
     as /app/static/... (the app's static files) load from the app's server.
     """
-    st.iframe(document, height=height)
+    st.iframe(document, height="content")
 
 
 def traced_input(selection: Selection) -> PreparedTrace:

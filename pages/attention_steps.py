@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_lib.padding_view import padding_section
 from app_lib.state import Selection, current_selection, url_radio, url_selectbox
-from app_lib.ui import chart, intro, page_fragment, record_table, traced_input
+from app_lib.ui import chart, intro, page_fragment, record_table, show_formula, traced_input
 from explain.attention import attention_shapes, dot_product
 from explain.labels import LABEL_NOTE, ROW_NOTE
 from explain.rope import latent_rows, rotation_rows
@@ -26,8 +26,8 @@ intro(
     "Each token's vector is projected three ways: a query (what am I looking for?), a key (what do I "
     "contain?) and a value (what do I pass on?). A query's scores against all keys, scaled and masked, go "
     "through a softmax; the weights average the values. Heads do this in parallel and W_O mixes the results.",
-    r"\mathrm{head}_h = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_{head}}} + M\right) V_h,"
-    r"\quad Q_h = X W_Q^{(h)},\ K_h = X W_K^{(g)},\ V_h = X W_V^{(g)},\ g = \lfloor h / (H / H_{kv}) \rfloor",
+    (r"\mathrm{head}_h = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_{head}}} + M\right) V_h,",
+     r"Q_h = X W_Q^{(h)},\ K_h = X W_K^{(g)},\ V_h = X W_V^{(g)},", r"g = \lfloor h / (H / H_{kv}) \rfloor"),
 )
 prepared = traced_input(selection)
 
@@ -87,7 +87,7 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
     chart(plot_scores(att, head, q_labels, k_labels, query, key), "scores")
 
     st.subheader("4. Softmax: each row becomes weights that sum to 1")
-    st.latex(r"w_{ij} = \frac{e^{s_{ij}}}{\sum_{j' \text{ allowed}} e^{s_{ij'}}}")
+    show_formula(r"w_{ij} = \frac{e^{s_{ij}}}{\sum_{j' \text{ allowed}} e^{s_{ij'}}}")
     chart(plot_attention_weights(att, head, q_labels, k_labels, "Attention weights (rows: queries, columns: keys)",
                                  query, key), "weights")
 
@@ -99,7 +99,7 @@ def attention_steps(selection: Selection, prepared: PreparedTrace) -> None:
 
     st.subheader(f"7. Where the score of query {q_labels[query]} and key {k_labels[key]} comes from")
     dp = dot_product(att, head, query, key)
-    st.latex(dp.latex())
+    show_formula(dp.latex())
     if dp.allowed:
         st.markdown(f"After the mask and the softmax over the row this cell gets weight **{dp.weight:.4f}**.")
     else:

@@ -16,8 +16,8 @@ intro(
     "Each heatmap is one head's attention weights: a row per query token, a column per key token, darker "
     "where the query takes more of that key's value. Heads of the same layer learn different patterns "
     "(the previous token, the mirrored position, the first token...). Grey cells are masked.",
-    r"A^{(\ell, h)} = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_{head}}} + M\right) "
-    r"\in \mathbb{R}^{T \times T_k}, \quad \ell = 0 \dots n_{layers}-1,\ h = 0 \dots H-1",
+    ((r"A^{(\ell, h)} = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_{head}}} + M\right) "
+      r"\in \mathbb{R}^{T \times T_k},"), r"\ell = 0 \dots n_{layers}-1,\ h = 0 \dots H-1"),
 )
 prepared = traced_input(selection)
 
@@ -30,6 +30,11 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
     about = ATTENTION_KINDS[kind]
     st.caption(f"{about.title}: queries from {about.queries_from}, keys and values from {about.keys_from}. "
                + (ROW_NOTE if kind != "encoder" else LABEL_NOTE))
+    if kind == "cross":
+        st.caption("A row is one step of writing the answer: the decoder's input at that position (the start token "
+                   "<s> first, then each character already written) and the character written next from there. "
+                   f"Row {prepared.query_labels(kind)[0]} shows which source characters were read to write the "
+                   "first character of the answer; each written character then comes back as the next row's input.")
     columns = st.columns(3)
     layer = url_selectbox("Layer", range(config.n_layers), "layer", where=columns[0])
     head = url_selectbox("Head", range(config.n_heads), "head", where=columns[1])
@@ -49,12 +54,12 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
     padding_section(selection, prepared, kind, layer, head)
 
     st.subheader("bertviz: the same attention as lines")
-    views = bertviz_views(selection.entry.name, selection.text, layer, head)
+    views = bertviz_views(selection.entry.name, selection.text, layer, head, kind)
     st.markdown("**Head view.** Hover over a token to see where it looks; the colours are heads (click the squares "
                 "to switch heads on and off), the layer menu changes layer. "
                 + ("The *Attention* menu switches between encoder, decoder and cross-attention."
                    if prepared.architecture == "transformer" else ""))
-    html_frame(views.head_frame, views.head_height)
+    html_frame(views.head_frame)
     # The HTML is handed over when the button is pressed (a callable), not stored per session and run:
     # inside this fragment, stored files raced with its reruns (a 404 in the load test), and each
     # student's copy took memory.
@@ -62,7 +67,7 @@ def heatmaps(selection: Selection, prepared: PreparedTrace) -> None:
                        file_name=f"{views.file_stem}-head-view.html", mime="text/html", icon=":material/download:",
                        on_click="ignore")
     st.markdown("**Model view.** Every layer (rows) and head (columns) at once; click a thumbnail to enlarge it.")
-    html_frame(views.model_frame, views.model_height)
+    html_frame(views.model_frame)
     st.download_button("Download the model view (HTML, works offline)", lambda views=views: views.model_html,
                        file_name=f"{views.file_stem}-model-view.html", mime="text/html", icon=":material/download:",
                        on_click="ignore")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_lib.state import current_selection, url_selectbox, url_slider
-from app_lib.ui import chart, intro, page_fragment, traced_input
+from app_lib.ui import chart, intro, page_fragment, show_formula, traced_input
 from explain.embeddings import embedding_facts, positional_table, sinusoidal
 from explain.rope import rope_pairs, rope_view
 from viz.figures_embeddings import (
@@ -21,8 +21,8 @@ intro(
     "and each token gets the same scores. So a position vector is added to each token vector. The original "
     "transformer uses fixed sine and cosine waves of different frequencies; GPT-style models learn one vector "
     "per position instead.",
-    r"PE_{(pos,\,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d_{model}}}\right), \qquad "
-    r"PE_{(pos,\,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_{model}}}\right)",
+    (r"PE_{(pos,\,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d_{model}}}\right),",
+     r"PE_{(pos,\,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_{model}}}\right)"),
 )
 
 
@@ -48,7 +48,7 @@ def sinusoidal_sections() -> None:
     st.markdown("The dot product of two encodings depends only on the distance between the positions, not on "
                 "where they are: the bands run parallel to the diagonal. That is how the model can read "
                 "relative distance.")
-    st.latex(r"PE_i \cdot PE_j = \sum_{k} \cos\!\big(\omega_k\,(i - j)\big), \qquad \omega_k = 10000^{-2k/d_{model}}")
+    show_formula(r"PE_i \cdot PE_j = \sum_{k} \cos\!\big(\omega_k\,(i - j)\big),", r"\omega_k = 10000^{-2k/d_{model}}")
     chart(plot_position_similarity(table, f"PE[i] · PE[j] for {length} positions"), "position_similarity")
 
 
@@ -75,8 +75,8 @@ if kind == "rope":
                 "product of two vectors turned by m − n: the score sees the distance, never the positions."
                 + (" In this MLA model only the decoupled rotary part of each key (shared by all heads) and of "
                    "each query turns; the content keys from the latent carry no position." if facts.mla else ""))
-    st.latex(r"\theta_i = \mathrm{base}^{-2i/d}, \qquad (x_i, x_{i+d/2}) \mapsto "
-             r"(x_i \cos m\theta_i - x_{i+d/2} \sin m\theta_i,\; x_i \sin m\theta_i + x_{i+d/2} \cos m\theta_i)")
+    show_formula(r"\theta_i = \mathrm{base}^{-2i/d},", r"(x_i, x_{i+d/2}) \mapsto "
+                 r"(x_i \cos m\theta_i - x_{i+d/2} \sin m\theta_i,\; x_i \sin m\theta_i + x_{i+d/2} \cos m\theta_i)")
     columns = st.columns(3)
     config = selection.checkpoint.config
     layer = url_selectbox("Layer", range(config.n_layers), "rope_layer", where=columns[0])

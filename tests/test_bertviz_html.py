@@ -18,6 +18,7 @@ import torch
 
 from viz import bertviz_scripts
 from viz.bertviz_html import (
+    FIT_TO_WIDTH,
     VENDOR_DIR,
     VENDOR_SCRIPTS,
     head_view_html,
@@ -61,6 +62,11 @@ def params_of(document: str) -> dict:
 def markup_outside_scripts(document: str) -> str:
     """The document with every inline script's body removed (the JS cannot contain '</script')."""
     return re.sub(r"<script>.*?</script>", "<script></script>", document, flags=re.DOTALL)
+
+
+def own_scripts(builder: str) -> int:
+    """Inline scripts of a document besides the libraries: the AMD shim, the view, and a model view's fit."""
+    return 2 + builder.startswith("model")
 
 
 def script_tag_count(document: str) -> int:
@@ -125,7 +131,7 @@ def test_document_is_standalone_and_offline(name):
     assert document.startswith("<!doctype html>")
     assert document.rstrip().endswith("</html>")
     markup = markup_outside_scripts(document)
-    assert script_tag_count(document) == len(VENDOR_SCRIPTS) + 2
+    assert script_tag_count(document) == len(VENDOR_SCRIPTS) + own_scripts(name)
     assert not re.search(r"\b(src|href)\s*=", markup, re.IGNORECASE)
     assert not re.search(r"<(link|img|iframe|object|embed)\b", markup, re.IGNORECASE)
     assert not re.search(r"https?:|//", markup)
@@ -147,7 +153,7 @@ def test_linked_document_links_the_served_libraries_with_their_hashes(name):
     hashes = {e["file"]: e["sha256"] for e in manifest()["files"]}
     for src, digest in srcs:
         assert base64.b64decode(digest).hex() == hashes[src.rsplit("/", 1)[1]], src
-    assert script_tag_count(document) == 2  # the AMD shim and the view; no library inlined
+    assert script_tag_count(document) == own_scripts(name)  # no library inlined
     for marker in ("jQuery v2.2.4", "d3js.org v5.7.0", "RequireJS 2.3.6"):
         assert marker not in document
     assert "script-src 'self' 'unsafe-inline'" in markup and "default-src 'none'" in markup
@@ -212,7 +218,7 @@ def test_builders_import_neither_bertviz_nor_transformers():
 def test_malicious_tokens_are_escaped(name):
     document = ALL_BUILDERS[name]()
     assert "<img" not in document
-    assert document.count("</script>") == script_tag_count(document) == len(VENDOR_SCRIPTS) + 2
+    assert document.count("</script>") == script_tag_count(document) == len(VENDOR_SCRIPTS) + own_scripts(name)
     assert "\\u003c/script\\u003e" in document
     assert "\u2028" not in document
 
@@ -261,6 +267,26 @@ def test_encoder_decoder_entries():
     assert [e["name"] for e in entries] == ["Encoder", "Decoder", "Cross"]
     assert entries[2]["left_text"] == ["<s>", "x", "</script>"] and entries[2]["right_text"] == TOKENS
     assert np.array(entries[2]["attn"]).shape == (L, H, 3, T)
+
+
+@pytest.mark.parametrize("build", [head_view_html_encoder_decoder, model_view_html_encoder_decoder])
+def test_encoder_decoder_views_open_on_the_selected_attention(build):
+    document = build(*enc_dec_args(), selected="Cross")
+    assert params_of(document)["default_filter"] == "2"  # bertviz shows params.attention[default_filter] first
+    assert re.search(r'<select id="filter">.*<option value="2" selected>Cross</option>', document)
+    assert len(re.findall(r"<option [^>]*selected", markup_outside_scripts(document))) == 1
+    assert params_of(build(*enc_dec_args()))["default_filter"] == "0"  # default: the encoder
+    with pytest.raises(ValueError, match="selected must be one of"):
+        build(*enc_dec_args(), selected="cross")
+
+
+def test_model_view_scales_to_its_frame_and_the_head_view_does_not_need_to():
+    """model_view.js draws a fixed-width SVG: the document gives it a viewBox so it shrinks to the frame."""
+    assert "FIT_TO_WIDTH" not in head_view_html(attention(), TOKENS)
+    for document in (model_view_html(attention(), TOKENS), model_view_html_encoder_decoder(*enc_dec_args())):
+        scripts = re.findall(r"<script>\n(.*?)\n</script>", document, flags=re.DOTALL)
+        assert scripts[-1] == FIT_TO_WIDTH  # after bertviz's own script, which draws the SVG
+    assert "DIV_WIDTH = 970" in bertviz_scripts.bertviz_js("model_view.js")  # the width the fit undoes
 
 
 def test_encoder_decoder_allows_only_cross_attention():
@@ -355,3 +381,20 @@ def test_app_views_link_where_the_server_serves_the_libraries(monkeypatch, prepa
             assert len(frame.encode()) <= IN_PAGE_MAX_BYTES
             assert f'<script src="{frame_url}/require-2.3.6.js"' in frame
     assert views.linked is (frame_url is not None)
+
+
+@pytest.mark.parametrize("kind, shown", [("cross", "2"), ("decoder", "1"), ("encoder", "0"), (None, "0")])
+def test_app_views_of_an_encoder_decoder_open_on_the_pages_attention(monkeypatch, kind, shown):
+    import streamlit as st
+
+    from app_lib.bertviz_views import build_views
+    from explain.examples import default_text
+    from explain.trace import prepare_trace
+    from model import load_checkpoint
+
+    monkeypatch.setattr(st, "get_option", {"server.enableStaticServing": True, "server.baseUrlPath": ""}.__getitem__)
+    checkpoint = load_checkpoint(REPO_ROOT / "checkpoints" / "dates")
+    views = build_views(prepare_trace(checkpoint, default_text(checkpoint)), "dates", layer=0, head=1, kind=kind)
+    for document in (views.head_frame, views.model_frame):
+        assert params_of(document)["default_filter"] == shown
+        assert f'<option value="{shown}" selected>' in markup_outside_scripts(document)

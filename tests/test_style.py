@@ -7,7 +7,22 @@ import plotly.graph_objects as go
 
 from explain.labels import row_labels, token_labels
 from viz.panels import Panel, plot_matrix
-from viz.style import CELL_FORMAT, MAX_HEIGHT_PX, PRESENT_FONT_PX, PRESENT_WEIGHTS_SCALE, present
+from viz.style import (
+    CELL_FONT_PX,
+    CELL_FORMAT,
+    CHAR_EM,
+    LABEL_ACROSS,
+    MAX_HEIGHT_PX,
+    MIN_CELL_PX,
+    MIN_TICK_PX,
+    NARROW_PLOT_PX,
+    PRESENT_FONT_PX,
+    PRESENT_WEIGHTS_SCALE,
+    TICK_ANGLES,
+    cell_font_px,
+    present,
+    tick_font_px,
+)
 
 
 def weights_figure(n: int) -> go.Figure:
@@ -29,7 +44,7 @@ def test_small_matrices_get_large_labels_every_token_and_their_values():
 
 
 def test_the_weights_scale_shows_a_tenth():
-    at_tenth = dict((p, c) for p, c in PRESENT_WEIGHTS_SCALE)[0.1]
+    at_tenth = dict(PRESENT_WEIGHTS_SCALE)[0.1]
     assert at_tenth != "#ffffff" and int(at_tenth[1:3], 16) < 0xC0  # a clear blue, not near white
 
 
@@ -48,11 +63,31 @@ def test_plain_figures_get_large_dark_axes():
 def test_panels_side_by_side_print_values_only_while_their_cells_stay_wide():
     from viz.panels import plot_panels
 
-    def panels(n: int, count: int) -> go.Figure:
-        return plot_panels([Panel(np.eye(n), f"p{i}", None, None, signed=False) for i in range(count)], "t")
+    def panels(n: int, count: int, value: float) -> go.Figure:
+        return plot_panels([Panel(np.full((n, n), value), f"p{i}", None, None, signed=False) for i in range(count)],
+                           "t")
 
-    assert all(t.texttemplate == CELL_FORMAT for t in present(panels(5, 3)).data)  # 15 columns across
-    assert all(t.texttemplate is None for t in present(panels(8, 3)).data)  # 24 columns across
+    assert all(t.texttemplate == CELL_FORMAT for t in present(panels(5, 3, 1.0)).data)  # "1" fits a narrow cell
+    assert all(t.texttemplate is None for t in present(panels(5, 3, 0.25)).data)  # "0.25" does not
+
+
+def test_cell_values_are_sized_to_fit_their_cells_on_an_800_pixel_screen():
+    assert cell_font_px(np.full((4, 4), 0.25)) == CELL_FONT_PX
+    size = cell_font_px(np.full((15, 15), 0.25))
+    assert MIN_CELL_PX <= size < CELL_FONT_PX and 15 * 4 * CHAR_EM * size <= NARROW_PLOT_PX  # "0.25" x 15 fit
+    assert cell_font_px(np.full((16, 16), -0.25)) is None  # "-0.25" x 16 would need a font below MIN_CELL_PX
+    assert cell_font_px(np.full((3, 3), np.nan)) is None
+
+
+def test_x_labels_are_sized_to_fit_their_columns_and_turned_by_plotly():
+    assert tick_font_px(12) == PRESENT_FONT_PX
+    assert tick_font_px(60, width=0.3) == MIN_TICK_PX
+    size = tick_font_px(30)
+    assert MIN_TICK_PX < size < PRESENT_FONT_PX and 30 * size * LABEL_ACROSS <= NARROW_PLOT_PX
+    fig = present(weights_figure(30))
+    assert fig.layout.xaxis.tickfont.size == tick_font_px(30) and fig.layout.yaxis.tickfont.size == PRESENT_FONT_PX
+    assert fig.layout.xaxis.tickangle is None and list(fig.layout.xaxis.autotickangles) == TICK_ANGLES
+    assert len(fig.layout.xaxis.tickvals) == 30  # every token still labelled
 
 
 def test_panels_on_one_shared_scale_keep_one_colour_bar():

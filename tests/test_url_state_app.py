@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app_lib.checkpoints import list_checkpoints
-from viz.style import CELL_FORMAT
+from viz.style import CELL_FORMAT, MIN_TICK_PX
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
@@ -83,8 +83,10 @@ def test_presentation_mode_restyles_every_chart_from_the_link(page):
     for figure in figures(at):
         layout = figure["layout"]
         assert layout["height"] <= 720
-        axes = [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
-        assert axes and all(axis["tickfont"]["size"] >= 18 for axis in axes), layout.get("title")
+        axes = {k: v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))}
+        assert axes and all(axis["tickfont"]["size"] >= 18 for k, axis in axes.items() if k.startswith("yaxis"))
+        # x labels as large as their columns allow (viz.style.tick_font_px), never below MIN_TICK_PX
+        assert all(axis["tickfont"]["size"] >= MIN_TICK_PX for axis in axes.values()), layout.get("title")
     one_head = [f for f in figures(at) if f["layout"]["title"]["text"].startswith("Layer 0, head 0")]
     for figure in one_head:  # one 15 x 15 matrix: its values are printed in the cells
         assert [t.get("texttemplate") for t in figure["data"] if t.get("name") != "masked"] == [CELL_FORMAT]
@@ -97,7 +99,7 @@ def test_presentation_mode_is_off_by_default_and_toggles():
     assert all("tickvals" not in figure["layout"].get("xaxis", {}) for figure in figures(at))
     at.toggle(key="present").set_value(True).run()
     assert not at.exception and all(figure["layout"]["height"] <= 720 for figure in figures(at))
-    assert all(figure["layout"]["xaxis"]["tickfont"]["size"] >= 18 for figure in figures(at))
+    assert all(figure["layout"]["yaxis"]["tickfont"]["size"] >= 18 for figure in figures(at))
 
 
 @needs_reversal

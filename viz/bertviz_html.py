@@ -56,6 +56,25 @@ _FONT = "'Helvetica Neue', Helvetica, Arial, sans-serif"
 _HEAD_LABEL_PX = 102
 _CHAR_PX = 9
 
+# model_view.js draws a fixed 970-pixel-wide SVG (DIV_WIDTH) with no viewBox, so a narrower frame cut off
+# the last heads. Each SVG it draws (again on every change of the Attention menu) gets a viewBox and
+# scales down to the frame's width, never up; clicks still land, since they are in the SVG's own units.
+FIT_TO_WIDTH = """(function () {
+  var vis = document.querySelector('#bertviz #vis');
+  function fit() {
+    var svg = vis.querySelector('svg');
+    if (!svg || svg.hasAttribute('viewBox')) return;
+    var width = svg.getAttribute('width'), height = svg.getAttribute('height');
+    svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
+    svg.setAttribute('width', '100%');
+    svg.removeAttribute('height');
+    svg.style.maxWidth = width + 'px';
+    svg.style.height = 'auto';
+  }
+  new MutationObserver(fit).observe(vis, {childList: true});
+  fit();
+})();"""
+
 
 # ----------------------------------------------------------------- public API
 
@@ -109,17 +128,19 @@ def head_view_html_encoder_decoder(
     heads: Sequence[int] | None = None,
     title: str | None = None,
     scripts_url: str | None = None,
+    selected: str | None = None,
 ) -> str:
     """An HTML head view of an encoder-decoder model (standalone unless ``scripts_url`` is given).
 
     Shapes per layer: encoder ``(1, H, T_enc, T_enc)``, decoder
     ``(1, H, T_dec, T_dec)``, cross ``(1, H, T_dec, T_enc)``. Any of the three
     may be None (at least one is required); a dropdown switches between them.
+    ``selected`` ("Encoder", "Decoder" or "Cross") is the one shown first (default: the first given).
     """
     entries, dims = encoder_decoder_entries(
         encoder_attention, decoder_attention, cross_attention, encoder_tokens, decoder_tokens
     )
-    return _head_view_document(entries, dims, layer, heads, title, scripts_url)
+    return _head_view_document(entries, dims, layer, heads, title, scripts_url, selected_entry(entries, selected))
 
 
 def model_view_html_encoder_decoder(
@@ -131,15 +152,16 @@ def model_view_html_encoder_decoder(
     *,
     title: str | None = None,
     scripts_url: str | None = None,
+    selected: str | None = None,
 ) -> str:
     """An HTML model view of an encoder-decoder model (standalone unless ``scripts_url`` is given).
 
-    Same inputs as :func:`head_view_html_encoder_decoder`.
+    Same inputs as :func:`head_view_html_encoder_decoder`, ``selected`` included.
     """
     entries, dims = encoder_decoder_entries(
         encoder_attention, decoder_attention, cross_attention, encoder_tokens, decoder_tokens
     )
-    return _model_view_document(entries, dims, title, scripts_url)
+    return _model_view_document(entries, dims, title, scripts_url, selected_entry(entries, selected))
 
 
 def standalone_html(document: str) -> str:
@@ -152,20 +174,20 @@ def standalone_html(document: str) -> str:
 
 def _head_view_document(
     entries: list[Entry], dims: tuple[int, int], layer: int | None,
-    heads: Sequence[int] | None, title: str | None, scripts_url: str | None,
+    heads: Sequence[int] | None, title: str | None, scripts_url: str | None, shown: int = 0,
 ) -> str:
     """Assemble the head view document from bertviz entries and (layers, heads) dims."""
     n_layers, n_heads = dims
     layer, heads = check_layer_and_heads(layer, heads, n_layers, n_heads)
     params = {
         "attention": entries,
-        "default_filter": "0",
+        "default_filter": str(shown),
         "root_div_id": _ROOT_DIV_ID,
         "layer": layer,
         "heads": heads,
         "include_layers": list(range(n_layers)),
     }
-    controls = 'Layer: <select id="layer"></select> ' + _filter_select(entries)
+    controls = 'Layer: <select id="layer"></select> ' + _filter_select(entries, shown)
     longest = max(len(token) for entry in entries for token in entry["left_text"])
     pad = max(0, longest * _CHAR_PX - _HEAD_LABEL_PX)
     css = f"#vis {{ padding-left: {pad}px; }} #vis svg {{ overflow: visible; }}"
@@ -173,40 +195,53 @@ def _head_view_document(
 
 
 def _model_view_document(
-    entries: list[Entry], dims: tuple[int, int], title: str | None, scripts_url: str | None
+    entries: list[Entry], dims: tuple[int, int], title: str | None, scripts_url: str | None, shown: int = 0,
 ) -> str:
-    """Assemble the model view document (light theme) from bertviz entries."""
+    """Assemble the model view document (light theme) from bertviz entries; it scales to its frame's width."""
     n_layers, n_heads = dims
     params = {
         "attention": entries,
-        "default_filter": "0",
+        "default_filter": str(shown),
         "display_mode": "light",
         "root_div_id": _ROOT_DIV_ID,
         "include_layers": list(range(n_layers)),
         "include_heads": list(range(n_heads)),
         "total_heads": n_heads,
     }
-    controls = _filter_select(entries)
-    return _document("model_view.js", params, controls, title or "Attention model view", title, "", scripts_url)
+    controls = _filter_select(entries, shown)
+    return _document("model_view.js", params, controls, title or "Attention model view", title, "", scripts_url,
+                     after=FIT_TO_WIDTH)
 
 
-def _filter_select(entries: list[Entry]) -> str:
-    """bertviz's 'Attention:' dropdown, only when there is more than one entry."""
+def selected_entry(entries: list[Entry], name: str | None) -> int:
+    """The index of the entry called `name` (None: the first), for bertviz's ``default_filter``."""
+    names = [entry["name"] for entry in entries]
+    if name is None:
+        return 0
+    if name not in names:
+        raise ValueError(f"selected must be one of {names}, got {name!r}")
+    return names.index(name)
+
+
+def _filter_select(entries: list[Entry], shown: int = 0) -> str:
+    """bertviz's 'Attention:' dropdown (the shown entry selected), only when there is more than one entry."""
     if len(entries) < 2:
         return ""
     options = "".join(
-        f'<option value="{i}">{html.escape(entry["name"] or "")}</option>' for i, entry in enumerate(entries)
+        f'<option value="{i}"{" selected" if i == shown else ""}>{html.escape(entry["name"] or "")}</option>'
+        for i, entry in enumerate(entries)
     )
     return f'Attention: <select id="filter">{options}</select>'
 
 
 def _document(
     js_name: str, params: dict, controls: str, doc_title: str, heading: str | None, css: str,
-    scripts_url: str | None,
+    scripts_url: str | None, after: str | None = None,
 ) -> str:
-    """The full HTML page: markup, the libraries (inline or linked), AMD shim and bertviz's view JS."""
+    """The full HTML page: markup, the libraries (inline or linked), AMD shim, bertviz's view JS, then `after`."""
     tags = library_tags(scripts_url)
     tags += [script_tag(AMD_SHIM), script_tag(view_js(js_name, json_for_script(params)))]
+    tags += [script_tag(after)] if after else []
     csp = CSP_STANDALONE if scripts_url is None else CSP_LINKED
     heading_html = f"<h3>{html.escape(heading)}</h3>\n" if heading else ""
     script_tags = "\n".join(tags)

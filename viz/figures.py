@@ -37,8 +37,12 @@ from .panels import (
     plot_panels,
     to_numpy,
 )
+from .style import TICK_ANGLES
 
 EVERY_LABEL = {"dtick": 1, "tickfont": {"size": 10}}  # a category axis that labels every token, smaller
+# Every token on the x axes too, turned by plotly only as far as its space needs (level when they fit).
+EVERY_X_LABEL = EVERY_LABEL | {"tickangle": None, "autotickangles": TICK_ANGLES}
+GRID_COLUMNS = 32  # key columns side by side in a head grid: more heads per row and their labels would crowd
 
 
 def plot_head_grid(att: AttentionTrace, q_labels: Sequence[str], k_labels: Sequence[str], title: str,
@@ -53,7 +57,7 @@ def plot_layer_grid(atts: Sequence[AttentionTrace], q_labels: Sequence[str], k_l
     n_heads = atts[0].weights.shape[1]
     names = layer_names or [f"layer {i}" for i in range(len(atts))]
     titles = [f"{name}, head {h}" if len(atts) > 1 else f"head {h}" for name in names for h in range(n_heads)]
-    cols = min(n_heads, 4) if len(atts) == 1 else n_heads
+    cols = min(n_heads, 4, max(2, GRID_COLUMNS // len(k_labels))) if len(atts) == 1 else n_heads
     grid_rows = -(-n_heads // cols) * len(atts) if len(atts) == 1 else len(atts)
     grid = PanelGrid(grid_rows, cols, titles, horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.3 / grid_rows))
     for layer, att in enumerate(atts):
@@ -65,7 +69,7 @@ def plot_layer_grid(atts: Sequence[AttentionTrace], q_labels: Sequence[str], k_l
                           hover=WEIGHTS_HOVER)
             grid.add_panel(panel, index, show_scale=index == 0, tick_labels=index % cols == 0,
                            x_tick_labels=index // cols + 1 == grid_rows)
-            grid.style(index, x=EVERY_LABEL, y=EVERY_LABEL)  # plotly would skip every other token
+            grid.style(index, x=EVERY_X_LABEL, y=EVERY_LABEL)  # plotly would skip every other token
     if highlight_head is not None and len(atts) == 1:
         grid.annotations[highlight_head]["font"] = dict(color=HIGHLIGHT, size=15)
     per_row = max(170, min(420, ROW_PX * len(q_labels) + 60))

@@ -3,9 +3,10 @@
 `present(fig)` returns a restyled copy; the UI applies it in one place (app_lib.ui.chart), so no page
 styles its own figures. What it does, for every figure:
 - tick labels, axis titles, legends and subplot titles at least PRESENT_FONT_PX, in near-black;
-- every category labelled (plotly skips labels when it thinks they crowd: tickvals lists them all);
-- matrices of at most MAX_ANNOTATED x MAX_ANNOTATED print their values in the cells, when the panels side by
-  side add up to no more than MAX_ANNOTATED columns (narrower cells could not hold the numbers);
+- every category labelled (plotly skips labels when it thinks they crowd: tickvals lists them all); x labels
+  as large as their columns allow on an 800-pixel screen, turned by plotly as far as its space needs;
+- matrices of at most MAX_ANNOTATED x MAX_ANNOTATED print their values in the cells, in a font small enough
+  for the widest value to fit its cell on an 800-pixel screen, unless that is below MIN_CELL_PX;
 - weights (the [0, 1] "Blues" scale) get PRESENT_WEIGHTS_SCALE, on which 0.1 is a clear light blue;
 - titles wrapped to fit a narrow chart (plotly cuts them off); no figure taller than MAX_HEIGHT_PX.
 """
@@ -28,6 +29,16 @@ TEXT_COLOUR = "#111111"
 MAX_HEIGHT_PX = 720
 TITLE_CHARS, LINE_PX = 44, 28  # a presentation title fits a 500-pixel chart (800-pixel screen) when wrapped
 MAX_ANNOTATED = 16
+# The plot area of a full-width chart on an 800-pixel screen (the sidebar open): an x axis's labels are sized
+# to fit there, so they never overlap on a projector at 150% zoom or half a laptop screen.
+NARROW_PLOT_PX = 360  # measured: 364-377 px for the one-panel heatmaps at 800 px, 240-px sidebar
+LABEL_ACROSS = 1.15  # a label turned upright takes about its font size x this across
+MIN_TICK_PX = 9  # below this a label is unreadable anyway: many panels side by side keep at least this
+# For x labels that must all show: plotly takes the first angle at which they do not overlap, in the space it
+# has (so wide screens keep them level).
+TICK_ANGLES = [0, -45, -90]
+CHAR_EM = 0.62  # a digit's width in the sans-serif font, in font sizes
+MIN_CELL_PX = 9
 # White at 0, already a clear blue at 0.1 (the plain "Blues" scale is still near white there), dark at 1.
 PRESENT_WEIGHTS_SCALE = [[0.0, "#ffffff"], [0.03, "#deebf7"], [0.1, "#9ecae1"], [0.3, "#4292c6"],
                          [0.6, "#2171b5"], [1.0, "#08306b"]]
@@ -59,9 +70,8 @@ def present(fig: go.Figure) -> go.Figure:
         _colour_scale(fig.layout.coloraxis, "cmin", "cmax")
         fig.layout.coloraxis.colorbar.tickfont = font
     heatmaps = [t for t in fig.data if t.type == "heatmap" and t.name != "masked"]
-    label_cells = _columns_across(fig, heatmaps) <= MAX_ANNOTATED
     for trace in heatmaps:
-        _heatmap(trace, font, label_cells)
+        _heatmap(trace, font, _x_width(fig, trace))
     scales = {(t.zmin, t.zmax) for t in heatmaps}
     if len(heatmaps) > 1 and len(scales) == 1 and None not in next(iter(scales)):  # one shared scale: one bar
         for trace in heatmaps[:-1]:
@@ -79,18 +89,44 @@ def wrap(text: str, width: int) -> str:
 
 
 def _axis(axis: Any, categories: list[str] | None, font: dict[str, Any]) -> None:
-    """Large dark tick labels and title; a category axis lists every category."""
+    """Large dark tick labels and title; a category axis lists every category, an x axis's labels fitted to
+    their columns and turned as far as needed (tick_font_px)."""
     axis.update(tickfont=font, title_font=font, automargin=True)
     if categories and axis.type in (None, "category") and all(isinstance(c, str) for c in categories):
         axis.update(tickmode="array", tickvals=categories, ticktext=categories)
+        if axis.plotly_name.startswith("xaxis"):
+            width = (axis.domain[1] - axis.domain[0]) if axis.domain else 1.0
+            axis.update(tickfont_size=tick_font_px(len(categories), width), tickangle=None,
+                        autotickangles=TICK_ANGLES)
 
 
-def _heatmap(trace: Any, font: dict[str, Any], label_cells: bool) -> None:
-    """The presentation colour scale for weights, and the values in the cells of a small matrix."""
+def tick_font_px(count: int, width: float = 1.0) -> int:
+    """The x tick font size at which `count` labels, turned upright, fit side by side in `width` (a fraction)
+    of an 800-pixel screen's chart: PRESENT_FONT_PX when they can, never below MIN_TICK_PX."""
+    room = NARROW_PLOT_PX * width / max(count, 1)
+    return int(min(PRESENT_FONT_PX, max(MIN_TICK_PX, room // LABEL_ACROSS)))
+
+
+def _heatmap(trace: Any, font: dict[str, Any], width: float) -> None:
+    """The presentation colour scale for weights, and the values in the cells of a small matrix (cell_font_px)."""
     _colour_scale(trace, "zmin", "zmax")
-    if label_cells and max(_shape(trace)) <= MAX_ANNOTATED:
-        trace.update(texttemplate=CELL_FORMAT, textfont_size=CELL_FONT_PX)
+    rows, cols = _shape(trace)
+    if 0 < max(rows, cols) <= MAX_ANNOTATED:
+        size = cell_font_px(np.asarray(trace.z, dtype=float), width)
+        if size is not None:
+            trace.update(texttemplate=CELL_FORMAT, textfont_size=size)
     trace.update(colorbar_tickfont=font)
+
+
+def cell_font_px(values: np.ndarray, width: float = 1.0) -> int | None:
+    """The font size at which the widest value (as CELL_FORMAT prints it) fits its cell when the matrix
+    spans `width` (a fraction) of an 800-pixel screen's chart: at most CELL_FONT_PX; None below MIN_CELL_PX."""
+    finite = values[np.isfinite(values)]
+    if values.ndim != 2 or not finite.size:
+        return None
+    widest = max(len(f"{v:.2f}".rstrip("0").rstrip(".")) for v in finite.ravel())  # d3's ".2~f"
+    size = int(min(CELL_FONT_PX, NARROW_PLOT_PX * width / values.shape[1] / (widest * CHAR_EM)))
+    return size if size >= MIN_CELL_PX else None
 
 
 def _shape(trace: Any) -> tuple[int, int]:
@@ -99,16 +135,10 @@ def _shape(trace: Any) -> tuple[int, int]:
     return (z.shape[0], z.shape[1]) if z.ndim == 2 else (0, 0)
 
 
-def _columns_across(fig: go.Figure, heatmaps: list[Any]) -> int:
-    """Matrix columns side by side in the figure's first row of panels: cells get narrow as they add up."""
-    if not heatmaps:
-        return 0
-
-    def row_of(trace: Any) -> tuple:
-        return tuple(fig.layout["yaxis" + (trace.yaxis or "y")[1:]].domain or (0, 1))
-
-    first = row_of(heatmaps[0])
-    return sum(_shape(t)[1] for t in heatmaps if row_of(t) == first)
+def _x_width(fig: go.Figure, trace: Any) -> float:
+    """The fraction of the figure's width the trace's x axis spans (its domain)."""
+    axis = fig.layout["xaxis" + (trace.xaxis or "x")[1:]]
+    return (axis.domain[1] - axis.domain[0]) if axis.domain else 1.0
 
 
 def _colour_scale(spec: Any, low: str, high: str) -> None:
