@@ -34,7 +34,7 @@ from viz.figures_lessons import plot_evidence
 from .checkpoints import load_model, version_of
 from .lesson_progress import QuestionProgress, progress, question, record_check, record_shown, report_csv, report_json
 from .sidebar import select_checkpoint
-from .state import Selection, url_toggle
+from .state import Selection
 from .ui import chart
 
 LESSON_KEY, TEACHER_KEY, STUDENT_KEY = "lesson", "teacher", "lesson_student"
@@ -78,8 +78,16 @@ def pick_lesson() -> Lesson:
 
 
 def teacher_toggle() -> bool:
-    return url_toggle("Teacher view: show the answers", TEACHER_KEY,
-                      help="For the projector: every answer and its evidence at once. In the link as ?teacher=true.")
+    """The teacher view's toggle, bound to ?teacher=true; a link's ?teacher=1 turns it on too."""
+    raw = st.query_params.get(TEACHER_KEY)  # read first: binding the widget rewrites a value it cannot take
+    if raw == "1" and TEACHER_KEY not in st.session_state:
+        st.session_state[TEACHER_KEY] = True
+    on = st.toggle("Teacher view: show the answers", key=TEACHER_KEY, bind="query-params",
+                   help="For the projector: every answer and its evidence at once. In the link as ?teacher=true.")
+    if raw is not None and raw.lower() not in ("true", "false", "1"):
+        st.warning(f"The link asked for teacher = {code_span(raw[:80])}, which is not true or false; the teacher "
+                   f"view is {'on' if on else 'off'}.")
+    return on
 
 
 def lesson_section(lesson: Lesson, selection: Selection, teacher: bool) -> None:

@@ -127,14 +127,22 @@ def test_the_show_button_shows_the_answer_and_the_report_says_so():
     assert record.answer_shown and not record.answered_right and record.attempts == 0
 
 
-def test_the_teacher_view_shows_every_answer_without_a_check():
+@pytest.mark.parametrize("flag", ["true", "1"])
+def test_the_teacher_view_shows_every_answer_without_a_check(flag):
     problem = problem_for("cache-bytes", "reversal-gqa", "3 1 4 1 5 9 2 6")
     at = open_lesson({"lesson": "cache-bytes", "checkpoint": "reversal-gqa", "text": "3 1 4 1 5 9 2 6",
-                      "teacher": "true"})
+                      "teacher": flag})
+    assert at.toggle(key="teacher").value is True and not at.warning
     assert any(m.value.startswith("**The answer** (teacher view)") and f"{problem.answer.value:,.0f}" in m.value
                for m in at.main.markdown)
     assert len(at.get("plotly_chart")) == len(problem.evidence)
     assert not at.session_state[PROGRESS_KEY][next(iter(at.session_state[PROGRESS_KEY]))].answer_shown
+
+
+def test_a_teacher_flag_that_is_no_switch_gets_a_note():
+    at = open_lesson({"lesson": "causal-mask", "checkpoint": "reversal-mha", "teacher": "maybe"})
+    assert any("teacher = `maybe`" in w.value for w in at.warning) and at.toggle(key="teacher").value is False
+    assert not any(m.value.startswith("**The answer**") for m in at.main.markdown)
 
 
 def test_an_unknown_lesson_in_the_link_gets_a_message_and_the_list():
