@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import save_tiny_user_models
 
 from app_lib.checkpoints import load_model
 from app_lib.lesson_progress import PROGRESS_KEY, report_csv, report_json
@@ -235,3 +236,20 @@ def test_the_progress_report_downloads_what_was_answered(monkeypatch):
     records = list(at.session_state[PROGRESS_KEY].values())
     assert report_csv(records, "Ada") == files["lessons-report.csv"].decode()
     assert json.loads(report_json(records, "Ada")) == report
+
+
+def test_a_users_own_model_is_asked_when_the_lesson_can_use_it(tmp_path, monkeypatch):
+    save_tiny_user_models(tmp_path)
+    monkeypatch.setenv("TP_USER_MODELS", str(tmp_path))
+    words = open_lesson({"lesson": "causal-mask", "checkpoint": "user/tiny-words", "text": "to be or not"})
+    assert not words.warning and widget_key(words, "cell_0_1")
+    dates = open_lesson({"lesson": "cache-bytes", "checkpoint": "user/tiny-dates"})
+    assert any("needs a GPT" in w.value for w in dates.warning)
+    assert dates.button(key="lesson_default::cache-bytes").label == "Open this lesson on reversal-mha"
+
+
+def test_presentation_mode_restyles_the_evidence():
+    at = open_lesson({"lesson": "chance-halves", "checkpoint": "reversal-mha", "teacher": "true", "present": "true"})
+    figures = [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+    assert len(figures) == 2
+    assert all(f["layout"]["height"] <= 720 and f["layout"]["font"]["size"] >= 18 for f in figures)
