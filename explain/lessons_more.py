@@ -37,6 +37,10 @@ def _refused(notes: tuple[Note, ...]) -> Problem:
     return Problem.refused(" ".join(n.message for n in notes if n.level == "error") or "This input cannot be read.")
 
 
+def _tokens(count: int) -> str:
+    return f"{count} token" + ("" if count == 1 else "s")
+
+
 def _real_text(checkpoint: LoadedCheckpoint, batch: PaddedBatch, row: int) -> str:
     return checkpoint.tokenizer.decode([int(i) for i in batch.ids[row][batch.real[row]]])
 
@@ -72,12 +76,12 @@ def solve_padding(checkpoint: LoadedCheckpoint, text: str) -> Problem:
         return Problem.refused(f"Both inputs have {lengths[0]} tokens, so the batch needs no padding: "
                                "type an input of another length.")
     gpt, side = batch.architecture == "gpt", batch.side
-    rows = tuple(f"row {b}: {n} tokens" for b, n in enumerate(lengths))
+    rows = tuple(f"row {b}: {_tokens(n)}" for b, n in enumerate(lengths))
     cols = tuple(str(p) for p in range(batch.ids.shape[1]))
     first = "your input and the model's answer" if prepared.answer_starts_inside else "your input"
     question = (f"Two inputs go through {'the' if gpt else 'the encoder of the'} model in one batch. Row 0 is "
-                f"{first}, {code_span(_real_text(checkpoint, batch, 0))} ({lengths[0]} tokens); row 1 is "
-                f"{code_span(_real_text(checkpoint, batch, 1))} ({lengths[1]} tokens). The shorter row is padded "
+                f"{first}, {code_span(_real_text(checkpoint, batch, 0))} ({_tokens(lengths[0])}); row 1 is "
+                f"{code_span(_real_text(checkpoint, batch, 1))} ({_tokens(lengths[1])}). The shorter row is padded "
                 f"on the **{side}** to {len(cols)} positions. Which cells (batch row, key position) does the "
                 "padding mask remove, so that no query of that row reads them?")
     padded_row = int(removed.sum(1).argmax())
@@ -138,11 +142,11 @@ def solve_alignment(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     cols = tuple(prepared.labels)
     n_heads = prepared.attention("cross")[layer].weights.shape[1]
     question = (f"The model turns {code_span(prepared.input.text)} into {code_span(prepared.answer)}. Rows "
-                f"{rows[0]} and {rows[1]} write the month {code_span(month)}. In the last cross-attention layer "
-                f"(layer {layer}), averaged over its {n_heads} heads, which source characters does each of the two "
-                f"rows read? For each row, pick the fewest characters that together hold at least "
-                f"{ALIGN_SHARE:.0%} of the row's weight.")
-    shares = [", ".join(f"{cols[j]} ({weights[row, j]:.2f})" for j in picked) + f", together "
+                f"{code_span(rows[0])} and {code_span(rows[1])} write the month {code_span(month)}. In the last "
+                f"cross-attention layer (layer {layer}), averaged over its {n_heads} heads, which source characters "
+                "does each of the two rows read? For each row, pick the fewest characters that together hold at "
+                f"least {ALIGN_SHARE:.0%} of the row's weight.")
+    shares = [", ".join(f"{code_span(cols[j])} ({weights[row, j]:.2f})" for j in picked) + f", together "
               f"{weights[row, list(picked)].sum():.2f}" for row, picked in zip(month_rows, picks)]
     evidence = (
         MatrixEvidence(f"Cross-attention, layer {layer}, averaged over the heads: the month's rows",
@@ -151,7 +155,8 @@ def solve_alignment(checkpoint: LoadedCheckpoint, text: str) -> Problem:
         MatrixEvidence(f"Cross-attention, layer {layer}, averaged over the heads: every output row",
                        tuple(prepared.query_labels("cross")), cols, tuple(map(tuple, weights.tolist())), "weight",
                        frozenset((month_rows[r], j) for r, j in cells), "output row", "source character"))
-    explanation = (f"Row {rows[0]} reads {shares[0]}; row {rows[1]} reads {shares[1]}. Cross-attention is an "
+    explanation = (f"Row {code_span(rows[0])} reads {shares[0]}; row {code_span(rows[1])} reads {shares[1]}. "
+                   "Cross-attention is an "
                    "alignment: to write each character the decoder looks up the part of the source that decides "
                    "it, wherever the date's format put it.")
     return Problem(question, CellsAnswer(rows, cols, cells, "output row", "source character"), evidence, explanation,
@@ -179,8 +184,9 @@ def solve_head_off(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     least = min(drops, key=lambda ref: (drops[ref], (ref.kind, ref.layer) != (most.kind, most.layer)))
     if drops[most] - drops[least] < MIN_GAP:
         return Problem.refused(f"No head of this model costs measurably more than another when switched off alone "
-                               f"(at most {drops[most]:.1%} of the {found.metric}): its heads do each other's work. "
-                               "Switch off whole layers on the heads-off page, or pick another checkpoint.")
+                               f"(at most {100 * drops[most]:.1f} points of the {found.metric}): its heads do each "
+                               "other's work. Switch off whole layers on the heads-off page, or pick another "
+                               "checkpoint.")
     options = tuple(sorted((most, least)))
     k = found.kinds.index(most.kind)
     question = (f"Switch off one attention head of this model, alone. Which costs more {found.metric} "
@@ -192,10 +198,10 @@ def solve_head_off(checkpoint: LoadedCheckpoint, text: str) -> Problem:
               found.baseline - float(found.layer_drop[k, most.layer]))
     evidence = (BarsEvidence(f"{found.metric.capitalize()} with heads switched off ({EVAL_SEQUENCES} fresh "
                              "sequences)", labels, tuple(100 * v for v in values), found.metric, "%"),)
-    explanation = (f"With {most.label} off the {found.metric} falls by {drops[most]:.1%} to "
-                   f"{found.baseline - drops[most]:.1%}; with {least.label} off by {drops[least]:.1%}. "
+    explanation = (f"With {most.label} off the {found.metric} falls by {100 * drops[most]:.1f} points to "
+                   f"{found.baseline - drops[most]:.1%}; with {least.label} off by {100 * drops[least]:.1f}. "
                    f"{_input_sentence(checkpoint, text, most)}A head matters when no other head does its job: "
-                   f"switching off all of its layer costs {found.layer_drop[k, most.layer]:.1%}.")
+                   f"switching off all of its layer costs {100 * found.layer_drop[k, most.layer]:.1f} points.")
     return Problem(question, ChoiceAnswer(tuple(ref.label for ref in options), options.index(most)), evidence,
                    explanation)
 

@@ -18,7 +18,7 @@ import torch
 from model import LoadedCheckpoint, apply_rope
 from model.attention import AttentionTrace
 
-from .inputs import Note
+from .inputs import Note, code_span
 from .lesson_types import BarsEvidence, ChoiceAnswer, Problem
 from .rope import rotated_parts
 from .trace import AttentionKindName, PreparedTrace, prepare_trace
@@ -173,7 +173,8 @@ def solve_rope_relative(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     right = same[0] if same else len(placements)
     labels = prepared.key_labels(kind)
     question = (f"RoPE turns each q and k by angles proportional to its position. In layer {ROPE_LAYER}, head "
-                f"{ROPE_HEAD}, the q of token {labels[query]} and the k of token {labels[key]} score "
+                f"{ROPE_HEAD}, the q of token {code_span(labels[query])} and the k of token "
+                f"{code_span(labels[key])} score "
                 f"**{traced:.3f}** (q·k before scaling) at their own positions, {query} and {key}. Keep both "
                 "vectors but turn them to other positions: which placement gives the same score?")
     evidence = (BarsEvidence(f"Layer {ROPE_LAYER}, head {ROPE_HEAD}: the same q and k at other positions",

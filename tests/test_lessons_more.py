@@ -259,7 +259,7 @@ def test_rope_right_placement_keeps_the_distance_and_the_score(shipped, name, te
     assert answer.options[answer.right] != NONE_OF_THEM
     assert placements[answer.right][0] - placements[answer.right][1] == query - key
     # the traced score, and the scores at the placements, from the trace's vectors before rotation
-    assert problem.question.split("the q of token ")[1].startswith(f"{query}:")
+    assert problem.question.split("the q of token ")[1].startswith(f"`{query}:")
     att = trace(checkpoint.model, torch.tensor([traced_ids(checkpoint, text)])).decoder.layers[0].self_attention
     width = att.k_unrotated.shape[-1]  # Dh; MLA: the rotary key's R, after d_head content numbers
     q = att.q_unrotated[0, ROPE_HEAD, query, -width:].double().numpy()
