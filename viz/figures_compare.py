@@ -18,6 +18,7 @@ from model.attention import AttentionTrace
 from model.config import kv_head_of
 from model.decode_speed import SpeedPoint
 
+from .figures_experiments import ANNOTATED_TOP
 from .figures_generation import VARIANT_COLOURS, variant_colour
 from .panels import (
     BLUE,
@@ -114,5 +115,6 @@ def plot_position_accuracy(quality: FamilyQuality) -> go.Figure:
                   line_width=0, annotation_text="the reversal (determined)", annotation_position="top left")
     fig.add_hline(y=chance, line={"dash": "dot", "color": "#888"}, annotation_text="chance")
     fig.update_layout(title="Accuracy by position on fresh sequences", height=320, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      xaxis={"title": ACCURACY_POSITION_AXIS, "type": "category"}, yaxis={"title": "accuracy", "range": [0, 1.05]})
+                      xaxis={"title": ACCURACY_POSITION_AXIS, "type": "category"},
+                      yaxis={"title": "accuracy", "range": [0, ANNOTATED_TOP], "tickvals": [0, 0.2, 0.4, 0.6, 0.8, 1]})
     return fig

@@ -21,6 +21,7 @@ from explain.lens import LensRecord
 from .panels import HIGHLIGHT, PROMPT_LINE, WEIGHTS_SCALE, plotly_labels
 
 INTACT, ABLATED = "#3182bd", HIGHLIGHT
+ANNOTATED_TOP = 1.15  # an accuracy axis's top, with room above 100% for the shaded region's label
 
 
 def _prompt_line(fig: go.Figure, labels: list[str]) -> None:
@@ -48,7 +49,7 @@ def plot_accuracy_by_position(intact: PositionAccuracy, ablated: PositionAccurac
         fig.add_vrect(x0=intact.determined_from - 0.5, x1=len(x) - 0.5, fillcolor="#31a354", opacity=0.06,
                       line_width=0, annotation_text="determined by the input", annotation_position="top right")
     fig.update_layout(barmode="group", height=380, title=dict(text=html.escape(title)),
-                      yaxis=dict(title="accuracy", range=[0, 1.05], tickformat=".0%"),
+                      yaxis=dict(title="accuracy", range=[0, ANNOTATED_TOP], tickformat=".0%"),
                       xaxis=dict(title=ACCURACY_POSITION_AXIS, type="category"), legend=dict(orientation="h", y=-0.25),
                       margin=dict(l=50, r=20, t=60, b=90))
     return fig
