@@ -113,6 +113,8 @@ def test_bad_input_gets_a_clear_message_in_the_page(slug, checkpoint, text, mess
     at = open_lesson(slug, checkpoint, text)
     assert any(message in w.value for w in at.warning), [w.value for w in at.warning]
     assert not [w for w in (*at.checkbox, *at.radio, *at.button) if w.key and w.key.startswith("lesson::")]
+    at.button(key=f"lesson_default::{slug}").click().run()  # "Use the example input"
+    assert not at.exception and at.selectbox(key="checkpoint").value == checkpoint and widget_key(at, "check")
 
 
 @pytest.mark.parametrize("slug, checkpoint", [("cross-attention-alignment", "reversal-mha"),
