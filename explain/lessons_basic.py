@@ -31,6 +31,7 @@ from .trace import PreparedTrace, prepare_trace
 GRID_TOKENS = 6  # the causal-mask grid: 36 cells are enough to see the pattern, and few enough to click
 HALF_TOLERANCE = 5.0  # percentage points: a prediction of chance (10%) or of 100% counts
 CACHE_NEW_TOKENS = 4  # tokens the model writes after the prompt in the cache lesson
+CLEAN_MIRROR = 0.8  # a head this much on the mirrored key (row mean) is called a mirror head outright
 
 
 def _traced_gpt(checkpoint: LoadedCheckpoint, text: str) -> PreparedTrace | Problem:
@@ -146,10 +147,9 @@ def mirror_head_problem(checkpoint: LoadedCheckpoint, text: str) -> Problem:
     rows_labels = tuple(prepared.query_labels("self"))
     return Problem(
         question=(f"The model reverses {code_span(' '.join(prepared.tokens[:n]))} one symbol at a time. "
-                  f"**Layer {layer}, head {head}** is its mirror head: of all {len(head_labels)} heads, its weights "
-                  f"follow the mirrored position best. At the query {code_span(keys[query])} (position {query}, "
-                  f"which reads {code_span(display_token(prepared.tokens[query]))}), **which key does this head "
-                  f"weight most?**"),
+                  f"**Layer {layer}, head {head}** {_mirror_role(float(follows.max()), len(head_labels))} At the "
+                  f"query {code_span(keys[query])} (position {query}, which reads "
+                  f"{code_span(display_token(prepared.tokens[query]))}), **which key does this head weight most?**"),
         answer=ChoiceAnswer(options, right),
         evidence=(MatrixEvidence(f"Layer {layer}, head {head}: attention weights (the asked cell outlined)",
                                  rows_labels, keys, _matrix(weights[layer, head]), "weight",
@@ -159,6 +159,14 @@ def mirror_head_problem(checkpoint: LoadedCheckpoint, text: str) -> Problem:
         explanation=_mirror_explanation(prepared, layer, head, query, right, float(follows.max()), row, n),
         explore_params=(("layer", str(layer)), ("head", str(head))),
     )
+
+
+def _mirror_role(follows: float, heads: int) -> str:
+    """What the question says of the head: a clean mirror head, or only the closest of the heads to one."""
+    share = f"on average {follows:.0%} of an answer row's weight goes to the mirrored key"
+    if follows >= CLEAN_MIRROR:
+        return f"is its mirror head: of all {heads} heads, it follows the mirrored position best ({share})."
+    return f"comes closest to a mirror head, though no head of this model mirrors cleanly ({share})."
 
 
 def _matrix(values: torch.Tensor) -> tuple[tuple[float, ...], ...]:

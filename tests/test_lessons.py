@@ -125,6 +125,14 @@ def test_the_mirror_heads_answer_is_the_argmax_of_its_weights_and_follows_the_in
     assert mirror_head_problem(checkpoint, "3 1 4").error.startswith("Type exactly 8 symbols")
 
 
+def test_the_mirror_question_says_whether_the_head_mirrors_cleanly():
+    assert "is its mirror head" in mirror_head_problem(load_model("reversal-mha"), PI).question
+    follows = mirror_head_problem(load_model("reversal-rope"), PI).evidence[1].values
+    question = mirror_head_problem(load_model("reversal-rope"), PI).question
+    assert ("is its mirror head" in question) == (max(follows) >= 0.8)
+    assert f"on average {max(follows):.0%}" in question
+
+
 @pytest.mark.parametrize("name", ["reversal-mha", "reversal-gqa", "reversal-mqa", "reversal-mla", "shakespeare-mqa"])
 def test_the_cache_answer_is_the_models_own_cache_and_agrees_with_the_formula(name):
     checkpoint = load_model(name)
