@@ -25,6 +25,7 @@ from explain.lesson_types import (
 )
 from explain.lessons_basic import (
     CACHE_NEW_TOKENS,
+    CLEAN_MIRROR,
     GRID_TOKENS,
     cache_bytes_problem,
     causal_mask_problem,
@@ -129,7 +130,7 @@ def test_the_mirror_question_says_whether_the_head_mirrors_cleanly():
     assert "is its mirror head" in mirror_head_problem(load_model("reversal-mha"), PI).question
     follows = mirror_head_problem(load_model("reversal-rope"), PI).evidence[1].values
     question = mirror_head_problem(load_model("reversal-rope"), PI).question
-    assert ("is its mirror head" in question) == (max(follows) >= 0.8)
+    assert ("is its mirror head" in question) == (max(follows) >= CLEAN_MIRROR)
     assert f"on average {max(follows):.0%}" in question
 
 
