@@ -58,7 +58,7 @@ class Setup:
 
 DEMO = Setup(
     "demo (reversal app)", 128, 4, 2, (4, 2, 1), batch=1, context=8, new_tokens=8, repeats=100, target=0.95, prefilled=False,
-    mla=(32, 16),
+    mla=(32, 32),  # checkpoints/reversal-mla's latent and rotary key
 )
 MEMORY_BOUND = Setup(
     "memory-bound", 256, 8, 8, (8, 2, 1), batch=32, context=2048, new_tokens=4, repeats=7, target=2.5, prefilled=True,
