@@ -105,13 +105,13 @@ def lesson_section(lesson: Lesson, selection: Selection, teacher: bool) -> None:
     record = question(lesson.slug, lesson.title, name, text)
     prefix = "lesson::" + hashlib.sha1(f"{lesson.slug}\0{name}\0{text}".encode()).hexdigest()[:12] + "::"
     response, error = answer_widgets(problem.answer, prefix)
-    left, right, _ = st.columns([1, 1, 3])
-    if left.button("Check", key=prefix + "check", type="primary", icon=":material/check:"):
+    buttons = st.container(horizontal=True)  # side by side, each as wide as its label
+    if buttons.button("Check", key=prefix + "check", type="primary", icon=":material/check:"):
         if error:
             st.error(error)
         else:
             record = record_check(record, check(problem.answer, response))
-    if right.button("Show the answer", key=prefix + "show", icon=":material/visibility:"):
+    if buttons.button("Show the answer", key=prefix + "show", icon=":material/visibility:"):
         record = record_shown(record)
     if not record.answered_right and record.wrong_tries >= TRIES_BEFORE_ANSWER:
         record = record_shown(record)
@@ -205,9 +205,9 @@ def progress_section() -> None:
                    "right": "yes" if r.answered_right else "no", "answer shown": "yes" if r.answer_shown else "no"}
                   for r in records], hide_index=True, width="stretch")
     student = st.text_input("Your name, for the report (optional)", key=STUDENT_KEY, max_chars=80)
-    left, right_column = st.columns(2)
-    left.download_button("Download the report (CSV)", report_csv(records, student), file_name="lessons-report.csv",
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Download the report (CSV)", report_csv(records, student), file_name="lessons-report.csv",
                          mime="text/csv", icon=":material/download:", on_click="ignore")
-    right_column.download_button("Download the report (JSON)", report_json(records, student),
+    downloads.download_button("Download the report (JSON)", report_json(records, student),
                                  file_name="lessons-report.json", mime="application/json",
                                  icon=":material/download:", on_click="ignore")
