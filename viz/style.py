@@ -35,8 +35,8 @@ NARROW_PLOT_PX = 360  # measured: 364-377 px for the one-panel heatmaps at 800 p
 LABEL_ACROSS = 1.15  # a label turned upright takes about its font size x this across
 MIN_TICK_PX = 9  # below this a label is unreadable anyway: many panels side by side keep at least this
 # For x labels that must all show: plotly takes the first angle at which they do not overlap, in the space it
-# has (so wide screens keep them level).
-TICK_ANGLES = [0, -45, -90]
+# has, so wide screens keep them level. Not -45: plotly's check let slanted labels touch (measured at 800 px).
+TICK_ANGLES = [0, -90]
 CHAR_EM = 0.62  # a digit's width in the sans-serif font, in font sizes
 MIN_CELL_PX = 9
 # White at 0, already a clear blue at 0.1 (the plain "Blues" scale is still near white there), dark at 1.
@@ -74,8 +74,10 @@ def present(fig: go.Figure) -> go.Figure:
         _heatmap(trace, font, _x_width(fig, trace))
     scales = {(t.zmin, t.zmax) for t in heatmaps}
     if len(heatmaps) > 1 and len(scales) == 1 and None not in next(iter(scales)):  # one shared scale: one bar
-        for trace in heatmaps[:-1]:
+        shown = any(trace.showscale is not False for trace in heatmaps)
+        for trace in heatmaps:
             trace.showscale = False
+        heatmaps[-1].showscale = shown
     height = fig.layout.height
     fig.update_layout(height=min(int(height), MAX_HEIGHT_PX) if height else MAX_HEIGHT_PX)
     return fig

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from viz.style import MIN_TICK_PX, PRESENT_FONT_PX
+
 from . import test_app_browser as base
-from .test_app_browser import SHIPPED, assert_clean_app, open_app, screenshot
+from .test_app_browser import SHIPPED, assert_clean_app, open_app
+from .test_layout_800_browser import full_screenshot, settle
 
 app_server, app_url, page = base.app_server, base.app_url, base.page
 
@@ -21,17 +24,18 @@ needs_reversal = pytest.mark.skipif(REVERSAL not in {c["name"] for c in SHIPPED}
 # use, and whether the chart's SVG is wider than the element that holds it.
 CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
     const title = String((plot.layout.title || {}).text || '').replace(/<[^>]*>/g, '');
-    const ticks = cls => [...plot.querySelectorAll(`g.${cls} text`)].filter(t => t.textContent.trim() !== '');
-    const sizes = [...ticks('xtick'), ...ticks('ytick')].map(t => parseFloat(getComputedStyle(t).fontSize));
-    const colours = [...ticks('xtick'), ...ticks('ytick')].map(t => getComputedStyle(t).fill);
+    // tick labels of every subplot (plotly's groups .xtick, .x2tick ... sit inside .xaxislayer-above)
+    const ticks = axis => [...plot.querySelectorAll(`.${axis}axislayer-above text`)]
+        .filter(t => t.textContent.trim() !== '');
+    const size = t => parseFloat(getComputedStyle(t).fontSize);
+    const colours = [...ticks('x'), ...ticks('y')].map(t => getComputedStyle(t).fill);
     const svg = plot.querySelector('.main-svg');
     const box = plot.getBoundingClientRect(), holder = plot.closest('[data-testid="stElementContainer"]')
         || plot.parentElement;
     const heat = (plot._fullData || []).filter(t => t.type === 'heatmap' && t.name !== 'masked');
-    return {title, sizes, colours, xticks: ticks('xtick').map(t => t.textContent),
-            yticks: ticks('ytick').map(t => t.textContent),
-            rows: heat.length ? Array.from(heat[0].y || []).length : 0,
-            cols: heat.length ? Array.from(heat[0].x || []).length : 0,
+    return {title, xsizes: ticks('x').map(size), ysizes: ticks('y').map(size), colours,
+            xticks: ticks('x').map(t => t.textContent), yticks: ticks('y').map(t => t.textContent),
+            rows: heat.length ? Array.from(heat[0].y || []) : [], cols: heat.length ? Array.from(heat[0].x || []) : [],
             cellTexts: plot.querySelectorAll('g.heatmaplayer text, .hm text, text.textpoint').length,
             height: box.height,
             overflow: svg ? svg.getBoundingClientRect().width - holder.getBoundingClientRect().width : 0};
@@ -45,7 +49,7 @@ def charts(page) -> list[dict]:
 def _open(page, path: str, query: str, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
     open_app(page, f"{page.app_url}/{path}?{query}", charts=base.PAGES[path])
-    page.wait_for_timeout(1500)  # plotly finishes its layout after the script run
+    settle(page)  # plotly finishes its layout after the script run
 
 
 @needs_reversal
@@ -62,17 +66,18 @@ def test_heatmaps_readable_with_and_without_presentation_mode(app_url, page, bro
     for chart in drawn:
         assert chart["overflow"] <= 1, f"{chart['title']!r} overflows its container by {chart['overflow']} px"
     grid = next(c for c in drawn if c["title"].startswith("Layer 0: all"))
-    assert len(grid["yticks"]) == grid["rows"] and len(grid["xticks"]) % grid["cols"] == 0  # every token, every panel
+    assert set(grid["yticks"]) == set(grid["rows"]) and set(grid["xticks"]) == set(grid["cols"])  # every token
+    assert len(grid["xticks"]) % len(grid["cols"]) == 0  # ... under every panel of the bottom row
     if present:
-        assert min(one_head["sizes"]) >= 18, one_head["sizes"]
+        assert min(one_head["xsizes"] + one_head["ysizes"]) >= PRESENT_FONT_PX, one_head["xsizes"]
         assert all(c == "rgb(17, 17, 17)" for c in one_head["colours"]), set(one_head["colours"])
-        assert len(one_head["yticks"]) == one_head["rows"] and len(one_head["xticks"]) == one_head["cols"]
+        assert one_head["yticks"] == one_head["rows"] and one_head["xticks"] == one_head["cols"]
         assert all(" → " in y for y in one_head["yticks"])  # rows say what they predict
         assert all(c["height"] <= 721 for c in drawn), [(c["title"], c["height"]) for c in drawn]
     else:
-        assert min(one_head["sizes"]) < 18  # the normal look is unchanged
-    screenshot(page, artifacts_dir / "presentation" / f"heatmaps-{width}-{'present' if present else 'normal'}.png",
-               width=width, max_height=4000)
+        assert min(one_head["xsizes"] + one_head["ysizes"]) < PRESENT_FONT_PX  # the normal look is unchanged
+    full_screenshot(page, artifacts_dir / "presentation" / f"heatmaps-{width}-{'present' if present else 'normal'}.png",
+                    width)
     assert_clean_app(page, browser_log)
 
 
@@ -100,11 +105,12 @@ def test_every_chart_of_a_page_in_presentation_mode(app_url, page, browser_log, 
     page.app_url = app_url
     page.set_viewport_size({"width": width, "height": 900})
     open_app(page, f"{app_url}/{path}?checkpoint={REVERSAL}&present=true", charts=base.PAGES.get(path, 3))
-    page.wait_for_timeout(1500)
+    settle(page)
     drawn = charts(page)
     assert drawn
-    for chart in drawn:
-        assert chart["sizes"] and min(chart["sizes"]) >= 18, (chart["title"], chart["sizes"][:5])
+    for chart in drawn:  # x labels as large as their columns allow (viz.style.tick_font_px)
+        assert chart["ysizes"] and min(chart["ysizes"]) >= PRESENT_FONT_PX, (chart["title"], chart["ysizes"][:5])
+        assert min(chart["xsizes"] or [MIN_TICK_PX]) >= MIN_TICK_PX, (chart["title"], chart["xsizes"][:5])
         assert chart["height"] <= 721 and chart["overflow"] <= 1, chart["title"]
-    screenshot(page, artifacts_dir / "presentation" / f"{path}-{width}-present.png", width=width)
+    full_screenshot(page, artifacts_dir / "presentation" / f"{path}-{width}-present.png", width)
     assert_clean_app(page, browser_log)
