@@ -158,8 +158,8 @@ def accuracy_ticks(sequence: Sequence[str]) -> tuple[str, ...]:
 
 def reversal_sequence(n: int) -> tuple[str, ...]:
     """A reversal sequence with letters for its n random symbols: n = 3 -> a b c c b a."""
-    if n < 1:
-        raise ValueError(f"a reversal needs at least 1 symbol, got n = {n}.")
+    if n < 2:
+        raise ValueError(f"a reversal has at least 2 symbols (model.tasks.reversal), got n = {n}.")
     letters = [string.ascii_lowercase[i] if i < 26 else f"s{i}" for i in range(n)]
     return (*letters, *reversed(letters))
 

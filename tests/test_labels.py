@@ -112,6 +112,8 @@ def test_the_reversal_axis_has_2n_minus_1_ticks_and_says_which_are_at_chance():
     two = reversal_axis(2, 1 / 64)
     assert two.ticks == ("0:a → b", "1:b → b", "2:b → a") and "Position 0 must" in two.note and "1 in 64" in two.note
     assert len(reversal_axis(16, 0.1).ticks) == 31 and len(set(reversal_axis(30, 0.1).ticks)) == 59
+    with pytest.raises(ValueError, match="at least 2 symbols"):
+        reversal_sequence(1)
 
 
 def test_the_dates_axis_follows_the_target_format_between_start_and_end():

@@ -97,7 +97,8 @@ def plot_hidden_changes(hidden: HiddenTokens, title: str) -> go.Figure:
     after = [display_token(label.predicts) for label in hidden.hidden_row_labels]
     fig = go.Figure(go.Bar(x=plotly_labels(hidden.position_labels), y=hidden.distance.tolist(), marker_color=colours,
                            customdata=[html.escape(token) for token in after],
-                           hovertemplate="%{x}<br>change %{y:.1%}, predicts %{customdata} hidden<extra></extra>"))
+                           hovertemplate="%{x}<br>change %{y:.1%}<br>with the tokens hidden it predicts "
+                                         "%{customdata}<extra></extra>"))
     _prompt_line(fig, list(hidden.position_labels))
     fig.update_layout(height=320, title=dict(text=html.escape(title)),
                       xaxis=dict(title="output position (reads → predicts, intact)", type="category"),
