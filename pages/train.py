@@ -2,15 +2,13 @@
 
 import streamlit as st
 
-from app_lib.sidebar import select_checkpoint
 from app_lib.state import ensure_entrypoint, session_token
-from app_lib.training_form import pick_task, settings_form
+from app_lib.training_form import pick_task, save_form, settings_form
 from app_lib.training_job import JOB_QUEUE, QueueError, start_job
 from app_lib.ui import chart
-from app_lib.user_models import NameTakenError, NotYoursError, user_entry_name
 from explain.labels import token_labels
 from explain.training import JobSnapshot
-from model import CheckpointError, ConfigError
+from model import ConfigError
 from viz.figures_training import (
     plot_accuracy_by_position,
     plot_accuracy_curves,
@@ -142,22 +140,4 @@ if job.finished and job.has_model:
     check = job.generation_check()
     if check is not None:
         st.info(check.text)
-    st.subheader("Save this model")
-    with st.form("save_model"):
-        name = st.text_input("Name", value=f"{job.settings.task}-{job.id[:6]}", max_chars=48, key="tr_save_name")
-        replace = st.checkbox("Replace a model of mine with the same name", key="tr_replace")
-        save = st.form_submit_button("Save")
-    if save:
-        try:
-            job.save(name.strip(), overwrite=replace)
-            st.success(f"Saved as `{user_entry_name(name.strip())}`: pick it in the sidebar's checkpoint list on "
-                       f"any page. Only this browser session can replace or delete it (Your models page).")
-            st.button("Open it now", on_click=select_checkpoint, args=(user_entry_name(name.strip()),))
-        except NotYoursError:
-            st.error(f"`{user_entry_name(name.strip())}` was saved by someone else (another browser session): it is "
-                     "never replaced from here. Choose another name.")
-        except NameTakenError:
-            st.warning(f"You already have a model called `{name.strip()}`. Tick *Replace* to overwrite it, "
-                       "or choose another name.")
-        except CheckpointError as error:
-            st.error(str(error))
+    save_form(job)

@@ -246,7 +246,7 @@ def test_train_page_settings_live_in_the_url():
     assert "tr_steps" not in at.query_params  # a default stays out of the URL
     at.selectbox(key="tr_task").set_value("reversal").run()
     assert at.number_input(key="tr_steps").value == 200 and at.selectbox(key="tr_pos").value == "learned"
-    at.selectbox(key="tr_attention").set_value("mla")
+    at.selectbox(key="tr_attention").set_value("mla").run()  # outside the form: shows the latent size at once
     at.selectbox(key="tr_pos").set_value("rope")
     set_settings(at, tr_steps=10, tr_d_model=16, tr_n_layers=1, tr_kv_latent=8)
     at.button(key=START).click().run()
@@ -255,6 +255,21 @@ def test_train_page_settings_live_in_the_url():
     assert (job.settings.attention, job.settings.kv_latent_dim, job.settings.pos_encoding) == ("mla", 8, "rope")
     job.stop()
     assert job.wait(120)
+
+
+def test_train_page_shows_the_mla_latent_size_for_mla_only():
+    at = open_page("pages/train.py")
+    fields = lambda: {w.key for w in at.number_input}  # noqa: E731
+    assert at.selectbox(key="tr_attention").value == "standard"
+    assert "tr_kv_latent" not in fields() and "tr_n_kv_heads" in fields()
+    at.selectbox(key="tr_attention").set_value("mla").run()
+    assert "tr_kv_latent" in fields() and "tr_n_kv_heads" not in fields()  # MLA has no K/V head count
+    at.selectbox(key="tr_attention").set_value("standard").run()
+    assert "tr_kv_latent" not in fields() and "tr_n_kv_heads" in fields() and not at.exception
+    at = open_page("pages/train.py", {"tr_attention": "mla", "tr_kv_latent": "16"})  # a link opens MLA's form
+    assert at.number_input(key="tr_kv_latent").value == 16 and "tr_n_kv_heads" not in fields()
+    at = open_page("pages/train.py", {"tr_task": "dates", "tr_attention": "mla"})  # no MLA for the encoder-decoder
+    assert "tr_attention" not in [w.key for w in at.selectbox] and "tr_kv_latent" not in fields()
 
 
 @pytest.mark.slow
