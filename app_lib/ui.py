@@ -21,6 +21,9 @@ from .tracing import traced
 
 # Plotly's modebar stays on: its camera button downloads the figure as a PNG.
 PLOTLY_CONFIG = {"displaylogo": False, "displayModeBar": True}
+QUAD = re.compile(r"\\q?quad(?![A-Za-z])")  # the space between a formula's parts
+# An invisible rule as tall as a full-size fraction: parts that wrap onto lines of their own keep them apart.
+LINE_STRUT = r"\rule[-0.8em]{0pt}{2.6em}"
 PRESENT_KEY = "present"  # the sidebar's presentation toggle, ?present=true in the URL
 # Scrolls to the link's #anchor once the page has drawn it. Streamlit draws a page after the browser's
 # own jump to the anchor (which finds nothing), and then rewrites the URL without the #anchor, so the
@@ -64,9 +67,12 @@ def show_formula(*parts: str) -> None:
     st.latex draws KaTeX's display mode: one line that never breaks, so on an 800-pixel screen the end of
     a long formula was cut off (a scroll bar instead would hide it on a projector, where nobody scrolls).
     Inline KaTeX, in \\displaystyle so that fractions keep their size, breaks lines like text. Several
-    parts each stay whole, a line breaking only between them; one part breaks after any = or +.
+    parts each stay whole, a line breaking only between them; one part breaks after any =, + or \\quad.
     """
-    body = parts[0] if len(parts) == 1 else r"\qquad\allowbreak ".join("{" + part + "}" for part in parts)
+    if len(parts) == 1:
+        body = QUAD.sub(lambda m: m.group(0) + r"\allowbreak ", parts[0])
+    else:
+        body = r"\qquad\allowbreak ".join("{" + LINE_STRUT + part + "}" for part in parts)
     st.markdown(f"$\\displaystyle {body}$", text_alignment="center")
 
 

@@ -75,8 +75,8 @@ if kind == "rope":
                 "product of two vectors turned by m − n: the score sees the distance, never the positions."
                 + (" In this MLA model only the decoupled rotary part of each key (shared by all heads) and of "
                    "each query turns; the content keys from the latent carry no position." if facts.mla else ""))
-    show_formula(r"\theta_i = \mathrm{base}^{-2i/d},", r"(x_i, x_{i+d/2}) \mapsto "
-                 r"(x_i \cos m\theta_i - x_{i+d/2} \sin m\theta_i,\; x_i \sin m\theta_i + x_{i+d/2} \cos m\theta_i)")
+    show_formula(r"\theta_i = \mathrm{base}^{-2i/d},", r"(x_i, x_{i+d/2}) \mapsto",
+                 r"(x_i \cos m\theta_i - x_{i+d/2} \sin m\theta_i,", r"x_i \sin m\theta_i + x_{i+d/2} \cos m\theta_i)")
     columns = st.columns(3)
     config = selection.checkpoint.config
     layer = url_selectbox("Layer", range(config.n_layers), "rope_layer", where=columns[0])

@@ -190,9 +190,10 @@ def test_pages_fit_their_width(app_url, page, browser_log, artifacts_dir, path, 
     assert_clean_app(page, browser_log)
 
 
-@needs_reversal
-def test_positional_formulas_wrap_at_800(app_url, page, browser_log):
-    open_page(page, app_url, "positional", f"checkpoint={REVERSAL}", 800)
+@pytest.mark.skipif("reversal-rope" not in SHIPPED_NAMES, reason="no reversal-rope")
+@pytest.mark.parametrize("path, query", [("positional", "checkpoint=reversal-rope"), ("compare_attention", "")])
+def test_long_formulas_wrap_at_800(app_url, page, browser_log, path, query):
+    open_page(page, app_url, path, query, 800)
     assert_fits(page, present=False)
     assert_clean_app(page, browser_log)
 
