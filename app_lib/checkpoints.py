@@ -24,7 +24,7 @@ import streamlit as st
 from model import CheckpointError, LoadedCheckpoint, load_checkpoint, peek
 from model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, checkpoint_folders
 
-from .user_models import USER_PREFIX, folder_of, list_user_models, user_entry_name, user_models_dir
+from .user_models import USER_PREFIX, folder_of, list_user_models, named_error, user_entry_name, user_models_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = ROOT / "checkpoints"
@@ -79,7 +79,10 @@ def load_model(name_or_path: str | os.PathLike) -> LoadedCheckpoint:
         raise CheckpointError(f"there is no checkpoint called {str(name_or_path)!r}; pick one from the list.")
     if entry.error:
         raise CheckpointError(entry.error)
-    return _load_cached(str(entry.path), _stamp(entry.path))
+    try:
+        return _load_cached(str(entry.path), _stamp(entry.path))
+    except CheckpointError as error:  # e.g. damaged weights, which listing does not open
+        raise CheckpointError(named_error(str(error), entry.path, entry.name)) from error
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint...", max_entries=16)
@@ -101,24 +104,25 @@ def _stamp(path: Path) -> tuple:
 
 
 def _entry(name: str, path: Path, source: Literal["shipped", "user"]) -> CheckpointEntry:
-    return CheckpointEntry(name, path, source, _quick_problem(str(path), _stamp(path)))
+    return CheckpointEntry(name, path, source, _quick_problem(name, str(path), _stamp(path)))
 
 
 @functools.lru_cache(maxsize=256)
-def _quick_problem(path: str, stamp: tuple) -> str | None:
-    """Why a folder is certainly not a loadable checkpoint, from config.json alone (None if it may be).
+def _quick_problem(name: str, path: str, stamp: tuple) -> str | None:
+    """Why the folder of entry `name` is certainly not a loadable checkpoint, from config.json alone (None if
+    it may be), naming the entry, never the folder's path.
 
     Cached per file times: the picker lists every checkpoint on every run.
     """
     folder = Path(path)
     if not (folder / CONFIG_FILE).is_file():
-        return f"{folder.name} has no {CONFIG_FILE}: it is not a Transformer Playground checkpoint."
+        return f"{name} has no {CONFIG_FILE}: it is not a Transformer Playground checkpoint."
     try:
         peek(folder)
     except CheckpointError as error:
-        return str(error)
+        return named_error(str(error), folder, name)
     if not (folder / WEIGHTS_FILE).is_file():
-        return f"{folder.name} has no {WEIGHTS_FILE} (the weights are missing)."
+        return f"{name} has no {WEIGHTS_FILE} (the weights are missing)."
     return None
 
 

@@ -37,7 +37,7 @@ import torch
 from model import CheckpointError, LoadedCheckpoint, load_checkpoint
 from model.checkpoint import CONFIG_FILE, FORMAT, PICKLE_SUFFIXES, WEIGHTS_FILE
 
-from .user_models import DEFAULT_NAME, check_may_save, sanitise_name, save_user_model, user_entry_name
+from .user_models import DEFAULT_NAME, check_may_save, named_error, sanitise_name, save_user_model, user_entry_name
 
 MAX_UPLOAD_MB = 64  # matches server.maxUploadSize in .streamlit/config.toml
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -242,7 +242,10 @@ def validate(config: bytes, weights: bytes, staging: Path) -> LoadedCheckpoint:
 def _load_staged(config: bytes, weights: bytes, staging: Path) -> LoadedCheckpoint:
     (staging / CONFIG_FILE).write_bytes(config)
     (staging / WEIGHTS_FILE).write_bytes(weights)
-    checkpoint = load_checkpoint(staging, max_parameters=len(weights))  # every stored number takes >= 1 byte
+    try:
+        checkpoint = load_checkpoint(staging, max_parameters=len(weights))  # every stored number takes >= 1 byte
+    except CheckpointError as error:  # said of the upload, not of the staging folder on the server
+        raise UploadError(named_error(str(error), staging, "upload")) from error
     if checkpoint.meta.get("task"):
         try:
             checkpoint.task  # noqa: B018 - builds the task object, refusing one this app cannot run

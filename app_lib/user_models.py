@@ -125,6 +125,17 @@ def free_name(name: str, directory: Path | None = None) -> str:
     return candidate
 
 
+def named_error(message: str, folder: Path, name: str) -> str:
+    """A checkpoint's error as students see it: its name where the message gives the folder's server path.
+
+    "/srv/models/foo/config.json is not valid JSON ..." -> "user/foo/config.json is not valid JSON ...":
+    the reason stays whole, the server's folders stay private.
+    """
+    for path in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
+        message = message.replace(path, name)
+    return message
+
+
 # ------------------------------------------------------------------ ownership
 
 

@@ -1,4 +1,5 @@
-"""The app's second part through Streamlit's AppTest: MHA vs GQA vs MQA, the KV cache page, and the Train page.
+"""The app's second part through Streamlit's AppTest: MHA vs GQA vs MQA, the KV cache page, the Train page, and
+what a broken user checkpoint says.
 
 Every checkpoint present is visited (shipped ones plus a tiny encoder-decoder and a tiny word
 GPT saved in a temporary user folder, so those paths are always covered). The Train page is
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import save_tiny_user_models
 
-from app_lib.checkpoints import list_checkpoints
+from app_lib.checkpoints import CheckpointError, list_checkpoints, load_model
 from app_lib.training_job import JOB_QUEUE
 from model import load_checkpoint
 
@@ -257,19 +258,22 @@ def test_train_page_settings_live_in_the_url():
     assert job.wait(120)
 
 
+def number_fields(at) -> set[str]:
+    return {w.key for w in at.number_input}
+
+
 def test_train_page_shows_the_mla_latent_size_for_mla_only():
     at = open_page("pages/train.py")
-    fields = lambda: {w.key for w in at.number_input}  # noqa: E731
     assert at.selectbox(key="tr_attention").value == "standard"
-    assert "tr_kv_latent" not in fields() and "tr_n_kv_heads" in fields()
+    assert "tr_kv_latent" not in number_fields(at) and "tr_n_kv_heads" in number_fields(at)
     at.selectbox(key="tr_attention").set_value("mla").run()
-    assert "tr_kv_latent" in fields() and "tr_n_kv_heads" not in fields()  # MLA has no K/V head count
+    assert "tr_kv_latent" in number_fields(at) and "tr_n_kv_heads" not in number_fields(at)  # MLA has no K/V head count
     at.selectbox(key="tr_attention").set_value("standard").run()
-    assert "tr_kv_latent" not in fields() and "tr_n_kv_heads" in fields() and not at.exception
+    assert "tr_kv_latent" not in number_fields(at) and "tr_n_kv_heads" in number_fields(at) and not at.exception
     at = open_page("pages/train.py", {"tr_attention": "mla", "tr_kv_latent": "16"})  # a link opens MLA's form
-    assert at.number_input(key="tr_kv_latent").value == 16 and "tr_n_kv_heads" not in fields()
+    assert at.number_input(key="tr_kv_latent").value == 16 and "tr_n_kv_heads" not in number_fields(at)
     at = open_page("pages/train.py", {"tr_task": "dates", "tr_attention": "mla"})  # no MLA for the encoder-decoder
-    assert "tr_attention" not in [w.key for w in at.selectbox] and "tr_kv_latent" not in fields()
+    assert "tr_attention" not in [w.key for w in at.selectbox] and "tr_kv_latent" not in number_fields(at)
 
 
 @pytest.mark.slow
@@ -287,3 +291,39 @@ def test_train_page_trains_dates_and_shows_cross_attention():
     titles = set(figures(at))
     assert any(t.startswith("Cross-attention on a fixed example") for t in titles), titles
     assert "Accuracy by position (step 20)" not in titles
+
+
+# ------------------------------------------------------------------ broken user checkpoints
+
+
+def test_a_broken_user_checkpoint_is_named_not_located(tmp_path, monkeypatch):
+    """Students read the model's name and the reason; the server's folders never appear."""
+    store = tmp_path / "class-store"
+    save_tiny_user_models(store)
+    (store / "tiny-words" / "model.safetensors").write_bytes(b"not safetensors")  # the config is fine
+    (store / "broken").mkdir()
+    (store / "broken" / "config.json").write_text("{not json", encoding="utf-8")
+    (store / "empty").mkdir()
+    monkeypatch.setenv("TP_USER_MODELS", str(store))
+    errors = {e.name: e.error for e in list_checkpoints() if e.source == "user"}
+    assert errors["user/broken"].startswith("user/broken/config.json is not valid JSON"), errors
+    assert errors["user/empty"] == "user/empty has no config.json: it is not a Transformer Playground checkpoint."
+    assert errors["user/tiny-words"] is None and errors["user/tiny-dates"] is None  # listing reads configs only
+    with pytest.raises(CheckpointError) as damaged:
+        load_model("user/tiny-words")
+    assert str(damaged.value).startswith("user/tiny-words/model.safetensors is truncated or not a safetensors file")
+
+    from app_lib.uploads import UploadedBytes, install_upload
+
+    with pytest.raises(CheckpointError) as upload:  # checked in a hidden staging folder of the store
+        install_upload([UploadedBytes("config.json", (store / "tiny-dates" / "config.json").read_bytes()),
+                        UploadedBytes("model.safetensors", (store / "tiny-dates" / "model.safetensors").read_bytes()[:-64])],
+                       store, name="mine")
+    assert str(upload.value).startswith("upload/model.safetensors is truncated or not a safetensors file")
+
+    at = open_page("pages/my_models.py", {"checkpoint": "user/tiny-words"})
+    shown = [e.value for e in at.error]
+    assert any("user/tiny-words" in m and "not a safetensors file" in m for m in shown), shown  # the sidebar's
+    assert any("user/broken/config.json is not valid JSON" in m for m in shown), shown  # the Your models page's
+    for text in shown + [m.value for m in at.markdown]:
+        assert str(tmp_path) not in text and str(store.resolve()) not in text, text
