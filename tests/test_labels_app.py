@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from app_lib.checkpoints import list_checkpoints
 from explain.labels import ROW_NOTE, dates_axis, reversal_axis
 from explain.padding import COLUMN_NOTE
 from model.tasks.dates import TARGET_FORMAT
@@ -20,10 +19,7 @@ from model.tasks.dates import TARGET_FORMAT
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-NAMES = {e.name for e in list_checkpoints() if e.error is None}
-REVERSAL, DATES = "reversal-mha", "dates"
-needs_shipped = pytest.mark.skipif(not {REVERSAL, DATES, "reversal-gqa"} <= NAMES, reason="shipped checkpoints missing")
-pytestmark = [pytestmark, needs_shipped]
+REVERSAL, DATES = "reversal-mha", "dates"  # shipped, as are reversal-gqa and the Shakespeare pair
 
 
 def open_page(page: str, query: dict[str, str] | None = None):
@@ -95,7 +91,6 @@ def test_switching_the_sidebar_checkpoint_keeps_the_compare_view_without_a_warni
     assert at.radio(key="cmp_family").value == "reversal" and at.selectbox(key="cmp_layer").value == 1
 
 
-@pytest.mark.skipif(not {"shakespeare-mha", "shakespeare-mqa"} <= NAMES, reason="no Shakespeare pair")
 def test_a_layer_the_other_models_lack_goes_back_quietly():
     at = open_page("pages/compare_attention.py", {"checkpoint": REVERSAL, "cmp_family": "shakespeare"})
     at.selectbox(key="cmp_layer").set_value(2).run()  # the Shakespeare models have 3 layers, the reversal ones 2
