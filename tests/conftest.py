@@ -1,6 +1,13 @@
-"""Shared fixtures: seeded, CPU, tiny configurations."""
+"""Shared fixtures: seeded, CPU, tiny configurations; the AppTest helpers every page test uses.
+
+Test modules import the helpers by name (`from conftest import open_page, figures`): tests/ is not a
+package, and pytest puts it on sys.path for its conftest.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,13 +21,14 @@ def _seed():
 
 
 def tiny_gpt(n_kv_heads: int = 4, **overrides) -> GPT:
-    settings = dict(vocab_size=13, max_len=24, d_model=32, n_heads=4, n_layers=2, n_kv_heads=n_kv_heads)
+    settings = {"vocab_size": 13, "max_len": 24, "d_model": 32, "n_heads": 4, "n_layers": 2, "n_kv_heads": n_kv_heads}
     settings.update(overrides)
     return GPT(GPTConfig(**settings)).eval()
 
 
 def tiny_transformer(n_kv_heads: int = 4, **overrides) -> Transformer:
-    settings = dict(src_vocab_size=15, tgt_vocab_size=11, max_len=24, d_model=32, n_heads=4, n_layers=2, n_kv_heads=n_kv_heads)
+    settings = {"src_vocab_size": 15, "tgt_vocab_size": 11, "max_len": 24, "d_model": 32, "n_heads": 4, "n_layers": 2,
+                "n_kv_heads": n_kv_heads}
     settings.update(overrides)
     return Transformer(TransformerConfig(**settings)).eval()
 
@@ -77,3 +85,35 @@ def save_tiny_user_models(root) -> None:
     words = WordTokenizer.build(TINY_WORDS, 40)
     gpt = GPT(GPTConfig(vocab_size=words.vocab_size, max_len=24, d_model=16, n_heads=4, n_layers=2, n_kv_heads=1))
     save_checkpoint(root / "tiny-words", gpt, words, {})
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APPTEST_TIMEOUT = 120  # seconds per script run: generous, CI machines are shared
+
+
+def open_page(page: str, query: dict[str, str] | None = None, timeout: float = APPTEST_TIMEOUT):
+    """An AppTest of app.py opened with `query` in the URL, switched to `page` ("pages/train.py"), and
+    checked to have raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.query_params.update(query or {})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def all_figures(at) -> list[dict]:
+    """Every plotly figure the page drew, in page order, as plotly JSON."""
+    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+
+
+def figure_title(figure: dict) -> str:
+    title = figure.get("layout", {}).get("title", {})
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def figures(at) -> dict[str, dict]:
+    """The page's plotly figures by title (a title drawn twice keeps its last figure: use all_figures to count)."""
+    return {figure_title(figure): figure for figure in all_figures(at)}

@@ -4,38 +4,24 @@ tokens" controls, its next-token chart, and how the sidebar's continuation says 
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import figures, open_page
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 SHAKESPEARE = "shakespeare-mha"
 needs_shakespeare = pytest.mark.skipif(not (ROOT / "checkpoints" / SHAKESPEARE).is_dir(),
                                        reason="the shipped Shakespeare checkpoint is missing")
 
 
-def open_page(page: str, query: dict[str, str]):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def next_token_chart(at) -> dict:
-    for element in at.get("plotly_chart"):
-        figure = json.loads(element.proto.spec)
-        if figure["layout"]["title"]["text"].startswith("Step "):
-            return figure
-    raise AssertionError("no next-token chart on the page")
+    found = [f for title, f in figures(at).items() if title.startswith("Step ")]
+    assert found, "no next-token chart on the page"
+    return found[0]
 
 
 def values(data) -> list[float]:

@@ -3,18 +3,15 @@ hide a token, the logit lens, and the attention pages' batch (padding) switch.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import save_tiny_user_models
+from conftest import figures, open_page, save_tiny_user_models
 
 from app_lib.checkpoints import list_checkpoints
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 120
 LAYER0_OFF = {f"off_L0_H{h}": "true" for h in range(4)}
 SHIPPED = [e.name for e in list_checkpoints() if e.source == "shipped" and e.error is None]
 USER = ["user/tiny-dates", "user/tiny-words"]  # an untrained encoder-decoder; a GPT without a task
@@ -31,26 +28,6 @@ def user_models(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _user_models_env(user_models, monkeypatch):
     monkeypatch.setenv("TP_USER_MODELS", str(user_models))
-
-
-def open_page(page: str, query: dict[str, str] | None = None):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query or {})
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def figures(at) -> dict[str, dict]:
-    out = {}
-    for element in at.get("plotly_chart"):
-        figure = json.loads(element.proto.spec)
-        title = figure.get("layout", {}).get("title", {})
-        out[title.get("text", "") if isinstance(title, dict) else str(title)] = figure
-    return out
 
 
 def accuracy_figure(at) -> dict:

@@ -6,42 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import figures, open_page
 
+from app_lib.tour import TOUR
 from explain.cache import CacheBreakdown, attention_summary, calculate, latent_curve, preset_rows
 from explain.rope import latent_rows, rope_pairs, rope_view, rotation_rows
 from explain.trace import prepare_trace
 from model import load_checkpoint
-from model.kv_math import PRESETS, latent_cache_bytes, mla_attention_parameters
 from model.attention import MultiHeadAttention
+from model.kv_math import PRESETS, latent_cache_bytes, mla_attention_parameters
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 MODELS = ["reversal-rope", "reversal-mla"]
-PAGES = ["home", "embeddings", "positional", "attention_steps", "heatmaps", "compare_attention", "kv_cache",
-         "heads_off", "hide_token", "logit_lens"]
-
-
-def open_page(page: str, query: dict[str, str]):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def titles(at) -> list[str]:
-    import json
-
-    found = []
-    for element in at.get("plotly_chart"):
-        title = json.loads(element.proto.spec).get("layout", {}).get("title", {})
-        found.append(title.get("text", "") if isinstance(title, dict) else str(title))
-    return found
+PAGES = [page.path for page in TOUR]
 
 
 @pytest.mark.slow
@@ -52,15 +31,15 @@ def test_every_page_opens_on_rope_and_mla(page, name):
 
 
 def test_positional_page_turns_q_and_k():
-    at = open_page("positional", {"checkpoint": "reversal-rope", "rope_head": "2", "rope_pair": "3"})
-    assert any(t.startswith("Pair 3 ") for t in titles(at))
-    assert any(t.startswith("Score of the same q and k") for t in titles(at))
+    at = open_page("pages/positional.py", {"checkpoint": "reversal-rope", "rope_head": "2", "rope_pair": "3"})
+    assert any(t.startswith("Pair 3 ") for t in figures(at))
+    assert any(t.startswith("Score of the same q and k") for t in figures(at))
     assert any("depends on the distance only" in c.value for c in at.caption)
 
 
 def test_attention_steps_shows_rotation_and_latent():
-    at = open_page("attention_steps", {"checkpoint": "reversal-mla", "layer": "1", "head": "3"})
-    shown = titles(at)
+    at = open_page("pages/attention_steps.py", {"checkpoint": "reversal-mla", "layer": "1", "head": "3"})
+    shown = figures(at)
     assert any(t.startswith("Multi-head latent attention") for t in shown)
     assert any(t.startswith("RoPE turns") for t in shown)
     assert any("c_KV" in row for row in at.dataframe[0].value.to_string().splitlines())
@@ -110,7 +89,7 @@ def test_calculator_and_presets_offer_mla_with_deepseek_shapes():
 
 
 def test_compare_page_calculator_has_the_mla_row():
-    at = open_page("compare_attention", {"checkpoint": "reversal-mla"})
+    at = open_page("pages/compare_attention.py", {"checkpoint": "reversal-mla"})
     assert not any(m.label.startswith("MLA") for m in at.metric)
     at.selectbox(key="calc_preset").set_value("DeepSeek-V3 (MLA)").run()
     assert not at.exception

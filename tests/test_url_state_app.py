@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+from conftest import all_figures, open_page
 
 from app_lib.checkpoints import list_checkpoints
 from viz.style import CELL_FORMAT, MIN_TICK_PX
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 REVERSAL = "reversal-mha"
 needs_reversal = pytest.mark.skipif(REVERSAL not in {e.name for e in list_checkpoints()}, reason="no reversal-mha")
-
-
-def open_page(page: str, query: dict[str, str] | None = None):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params.update(query or {})
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def figures(at) -> list[dict]:
-    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
 
 
 @needs_reversal
@@ -54,7 +36,7 @@ def test_bad_kv_links_get_a_note():
 def test_kv_charts_use_one_label_convention_and_say_their_units():
     at = open_page("pages/kv_cache.py", {"checkpoint": REVERSAL})
     at.button(key="kv_next").click().run()
-    charts = {f["layout"]["title"]["text"]: f for f in figures(at) if isinstance(f["layout"].get("title"), dict)}
+    charts = {f["layout"]["title"]["text"]: f for f in all_figures(at) if isinstance(f["layout"].get("title"), dict)}
     next_token = next(f for t, f in charts.items() if t.startswith("Step"))
     assert all("(id " in x and ":" not in x for trace in next_token["data"] for x in trace.get("x", []))
     growth = charts["KV-cache size after each step"]
@@ -66,7 +48,7 @@ def test_kv_charts_use_one_label_convention_and_say_their_units():
 @needs_reversal
 def test_heatmap_rows_say_what_they_predict_and_hover_names_the_cell():
     at = open_page("pages/heatmaps.py", {"checkpoint": REVERSAL})
-    one_head = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Layer 0, head 0"))
+    one_head = next(f for f in all_figures(at) if f["layout"]["title"]["text"].startswith("Layer 0, head 0"))
     heatmap = next(t for t in one_head["data"] if t["type"] == "heatmap" and t.get("name") != "masked")
     assert all(" → " in y for y in heatmap["y"])
     hover = heatmap["customdata"][-1][0]
@@ -80,14 +62,14 @@ def test_heatmap_rows_say_what_they_predict_and_hover_names_the_cell():
 def test_presentation_mode_restyles_every_chart_from_the_link(page):
     at = open_page(page, {"checkpoint": REVERSAL, "present": "true"})
     assert at.toggle(key="present").value is True
-    for figure in figures(at):
+    for figure in all_figures(at):
         layout = figure["layout"]
         assert layout["height"] <= 720
         axes = {k: v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))}
         assert axes and all(axis["tickfont"]["size"] >= 18 for k, axis in axes.items() if k.startswith("yaxis"))
         # x labels as large as their columns allow (viz.style.tick_font_px), never below MIN_TICK_PX
         assert all(axis["tickfont"]["size"] >= MIN_TICK_PX for axis in axes.values()), layout.get("title")
-    one_head = [f for f in figures(at) if f["layout"]["title"]["text"].startswith("Layer 0, head 0")]
+    one_head = [f for f in all_figures(at) if f["layout"]["title"]["text"].startswith("Layer 0, head 0")]
     for figure in one_head:  # one 15 x 15 matrix: its values are printed in the cells
         assert [t.get("texttemplate") for t in figure["data"] if t.get("name") != "masked"] == [CELL_FORMAT]
 
@@ -96,10 +78,10 @@ def test_presentation_mode_restyles_every_chart_from_the_link(page):
 def test_presentation_mode_is_off_by_default_and_toggles():
     at = open_page("pages/heatmaps.py", {"checkpoint": REVERSAL})
     assert at.toggle(key="present").value is False
-    assert all("tickvals" not in figure["layout"].get("xaxis", {}) for figure in figures(at))
+    assert all("tickvals" not in figure["layout"].get("xaxis", {}) for figure in all_figures(at))
     at.toggle(key="present").set_value(True).run()
-    assert not at.exception and all(figure["layout"]["height"] <= 720 for figure in figures(at))
-    assert all(figure["layout"]["yaxis"]["tickfont"]["size"] >= 18 for figure in figures(at))
+    assert not at.exception and all(figure["layout"]["height"] <= 720 for figure in all_figures(at))
+    assert all(figure["layout"]["yaxis"]["tickfont"]["size"] >= 18 for figure in all_figures(at))
 
 
 @needs_reversal
@@ -107,6 +89,6 @@ def test_presentation_mode_is_off_by_default_and_toggles():
                                   "pages/heads_off.py", "pages/hide_token.py", "pages/logit_lens.py", "pages/train.py"])
 def test_presentation_mode_on_every_other_page(page):
     at = open_page(page, {"checkpoint": REVERSAL, "present": "true"})
-    for figure in figures(at):
+    for figure in all_figures(at):
         layout = figure["layout"]
         assert layout["height"] <= 720 and layout["font"]["size"] >= 18, layout.get("title")
