@@ -157,12 +157,28 @@ def assert_clean_app(page, browser_log) -> None:
     browser_log.assert_clean()
 
 
+# True once every shown plotly chart has been laid out at its element's width (plotly redraws after a resize,
+# a moment after the element itself has its new width).
+CHARTS_FIT_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].every(plot => {
+    const svg = plot.querySelector('.main-svg');
+    const holder = plot.closest('[data-testid="stElementContainer"]') || plot.parentElement;
+    const width = holder.getBoundingClientRect().width;
+    return width === 0 || (svg !== null && Math.abs(svg.getBoundingClientRect().width - width) <= 1);
+})"""
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'  # no script run (page or fragment) going
+
+
+def resize(page, width: int, height: int) -> None:
+    """Set the viewport and wait until every chart is drawn at its new width."""
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_function(CHARTS_FIT_JS, timeout=RUN_TIMEOUT_MS)
+
+
 def screenshot(page, path: Path, width: int = 1400, max_height: int = 9000) -> None:
     """The whole page (Streamlit scrolls its main block, not the window, so the viewport is grown)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": width, "height": min(max(height, 800), max_height)})
-    page.wait_for_timeout(800)  # plotly re-lays out on resize
+    resize(page, width, min(max(height, 800), max_height))
     page.screenshot(path=str(path))
 
 
@@ -286,13 +302,14 @@ def test_readme_screenshots(app_url, page, artifacts_dir):
     targets = [artifacts_dir] + ([DOCS_SCREENSHOTS] if os.environ.get("TP_UPDATE_SCREENSHOTS") == "1" else [])
     name = SHIPPED[0]["name"]
     open_app(page, f"{app_url}/attention_steps?checkpoint={name}", charts=PAGES["attention_steps"])
-    page.set_viewport_size({"width": 1400, "height": 1250})
-    page.get_by_role("heading", name=re.compile("3. Scores")).evaluate("e => e.scrollIntoView({block: 'start'})")
-    page.wait_for_timeout(800)
+    resize(page, 1400, 1250)
+    scores = page.get_by_role("heading", name=re.compile("3. Scores"))
+    scores.evaluate("e => e.scrollIntoView({block: 'start'})")
+    scores.evaluate("e => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # painted
+    assert abs(scores.bounding_box()["y"]) < 80, scores.bounding_box()  # the section starts the picture
     shots = {"attention_steps.png": page.screenshot()}
     open_app(page, f"{app_url}/heatmaps?checkpoint={name}", charts=PAGES["heatmaps"])
-    page.set_viewport_size({"width": 1400, "height": 1100})
-    page.wait_for_timeout(800)
+    resize(page, 1400, 1100)
     shots["heatmaps.png"] = page.screenshot()
     for folder in targets:
         folder.mkdir(parents=True, exist_ok=True)
@@ -318,7 +335,9 @@ def test_a_head_change_reruns_only_the_page_fragment(app_server, page, browser_l
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
     while len(run_log_lines(run_log)) == len(opened) and time.monotonic() < deadline:
         time.sleep(0.2)
-    page.wait_for_timeout(1000)  # any further run the change caused is logged by now
+    # A run is logged as it ends; a further run it asked for (st.rerun) keeps the app's script state
+    # "running", so once the state is "notRunning" every run the change caused is in the log.
+    page.wait_for_selector(APP_IDLE, state="attached", timeout=RUN_TIMEOUT_MS)
     changed = run_log_lines(run_log)[len(opened):]
     assert changed, "the head change ran nothing on the server"
     assert all(r["page"] == path and r.get("fragment") and r["end"] == "ok" for r in changed), changed
