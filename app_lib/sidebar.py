@@ -21,9 +21,9 @@ from .ui import PRESENT_KEY
 CHECKPOINT_KEY, TEXT_KEY = "checkpoint", "text"
 MAX_INPUT_CHARS = 2000
 # The sidebar's starting width in pixels (app.py's page config). Streamlit's default, 300, left an 800-pixel
-# screen (half a laptop, a projector at 150%) a 500-pixel page; its controls and model card still fit in 240.
-# Below 768 pixels Streamlit starts it collapsed.
-SIDEBAR_PX = 240
+# screen (half a laptop, a projector at 150%) a 500-pixel page; at 256 the longest page name in the menu, "KV
+# cache and generation", still fits. Below 768 pixels Streamlit starts it collapsed.
+SIDEBAR_PX = 256
 
 
 def render_sidebar() -> Selection | None:

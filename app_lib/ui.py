@@ -13,7 +13,7 @@ import streamlit as st
 from explain.inputs import Note, code_span
 from explain.labels import special_token_note
 from explain.trace import PreparedTrace
-from viz.style import present
+from viz.style import fit_titles, present
 
 from .runlog import timed_run
 from .state import Selection, session_owner
@@ -88,10 +88,10 @@ def show_notes(notes: Sequence[Note]) -> None:
 
 
 def chart(fig: go.Figure, name: str) -> None:
-    """A plotly chart at full width; the PNG download is named after the chart. In presentation mode
-    the figure is restyled here, the one place (viz.style.present), so no page styles its own."""
-    if presenting():
-        fig = present(fig)
+    """A plotly chart at full width; the PNG download is named after the chart. Its title is wrapped to fit
+    an 800-pixel screen, and in presentation mode the figure is restyled, here, the one place
+    (viz.style.fit_titles, viz.style.present), so no page styles its own."""
+    fig = present(fig) if presenting() else fit_titles(fig)
     filename = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
     config = PLOTLY_CONFIG | {"toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
     st.plotly_chart(fig, config=config, width="stretch", key=f"chart::{name}")

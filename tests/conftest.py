@@ -110,8 +110,9 @@ def all_figures(at) -> list[dict]:
 
 
 def figure_title(figure: dict) -> str:
+    """The figure's title as one line (app_lib.ui.chart breaks long titles with <br>)."""
     title = figure.get("layout", {}).get("title", {})
-    return title.get("text", "") if isinstance(title, dict) else str(title)
+    return (title.get("text", "") if isinstance(title, dict) else str(title)).replace("<br>", " ")
 
 
 def figures(at) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from viz.style import (
     PRESENT_WEIGHTS_SCALE,
     TICK_ANGLES,
     cell_font_px,
+    fit_titles,
     present,
     tick_font_px,
 )
@@ -97,3 +98,13 @@ def test_panels_on_one_shared_scale_keep_one_colour_bar():
     assert [t.showscale for t in shared.data] == [False, False, True]
     own = present(plot_panels([Panel(np.eye(4) * (i + 1), f"p{i}", None, None) for i in range(3)], "t"))
     assert all(t.showscale is not False for t in own.data)
+
+
+def test_long_titles_wrap_in_the_normal_look_too():
+    long_title = "Layer 0 cache: 4 key/value head(s) x 8 tokens x d_head 32, newest row(s) outlined"
+    original = go.Figure(go.Bar(x=["a"], y=[1]), layout={"title": long_title, "margin": {"t": 60}})
+    fig = fit_titles(original)
+    assert fig.layout.title.text.replace("<br>", " ") == long_title and "<br>" in fig.layout.title.text
+    assert fig.layout.margin.t > 60 and original.layout.title.text == long_title  # a copy
+    short = fit_titles(go.Figure(layout={"title": "bars", "margin": {"t": 60}}))
+    assert short.layout.title.text == "bars" and short.layout.margin.t == 60

@@ -28,6 +28,7 @@ CELL_FORMAT = "%{z:.2~f}"  # d3: two decimals, trailing zeros dropped ("0.97", "
 TEXT_COLOUR = "#111111"
 MAX_HEIGHT_PX = 720
 TITLE_CHARS, LINE_PX = 44, 28  # a presentation title fits a 500-pixel chart (800-pixel screen) when wrapped
+NORMAL_TITLE_CHARS, NORMAL_LINE_PX = 60, 22  # the same in the normal look (plotly's 17-pixel titles)
 MAX_ANNOTATED = 16
 # The plot area of a full-width chart on an 800-pixel screen (the sidebar open): an x axis's labels are sized
 # to fit there, so they never overlap on a projector at 150% zoom or half a laptop screen.
@@ -55,17 +56,11 @@ def present(fig: go.Figure) -> go.Figure:
     for name in _axis_names(fig, categories):
         _axis(fig.layout[name], categories.get(name), font)
     fig.update_layout(font=font, legend_font=font, hoverlabel_font_size=PRESENT_FONT_PX)
-    extra_lines = 0
     if fig.layout.title.text:
-        title = wrap(fig.layout.title.text, TITLE_CHARS)
-        extra_lines = title.count("<br>")
-        fig.update_layout(title_text=title, title_font={"size": PRESENT_FONT_PX + 4, "color": TEXT_COLOUR})
-    panels = len(fig.layout.annotations)
+        fig.update_layout(title_font={"size": PRESENT_FONT_PX + 4, "color": TEXT_COLOUR})
     for note in fig.layout.annotations:
-        note.update(font=font, text=wrap(note.text or "", TITLE_CHARS // max(1, panels)) if panels > 1 else note.text)
-        extra_lines = max(extra_lines, (note.text or "").count("<br>") + (fig.layout.title.text or "").count("<br>"))
-    top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
-    fig.update_layout(margin_t=top + LINE_PX * extra_lines)
+        note.update(font=font)
+    _wrap_titles(fig, TITLE_CHARS, LINE_PX)
     if fig.layout.coloraxis.colorscale is not None:
         _colour_scale(fig.layout.coloraxis, "cmin", "cmax")
         fig.layout.coloraxis.colorbar.tickfont = font
@@ -81,6 +76,29 @@ def present(fig: go.Figure) -> go.Figure:
     height = fig.layout.height
     fig.update_layout(height=min(int(height), MAX_HEIGHT_PX) if height else MAX_HEIGHT_PX)
     return fig
+
+
+def fit_titles(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` whose title is wrapped to fit an 800-pixel screen's chart in the normal look."""
+    fig = go.Figure(fig)
+    _wrap_titles(fig, NORMAL_TITLE_CHARS, NORMAL_LINE_PX)
+    return fig
+
+
+def _wrap_titles(fig: go.Figure, chars: int, line_px: int) -> None:
+    """The title, and the subplot titles of panels side by side, wrapped at about `chars` characters across
+    the figure; the top margin grows by line_px for each extra line."""
+    extra_lines = 0
+    if fig.layout.title.text:
+        fig.layout.title.text = wrap(fig.layout.title.text, chars)
+        extra_lines = fig.layout.title.text.count("<br>")
+    panels = len(fig.layout.annotations)
+    for note in fig.layout.annotations:
+        note.update(text=wrap(note.text or "", chars // max(1, panels)) if panels > 1 else note.text)
+        extra_lines = max(extra_lines, (note.text or "").count("<br>") + (fig.layout.title.text or "").count("<br>"))
+    if extra_lines:
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
+        fig.update_layout(margin_t=top + line_px * extra_lines)
 
 
 def wrap(text: str, width: int) -> str:

@@ -1,7 +1,7 @@
 """Issue 18 in Chromium: the pages at 1400 and 800 px, presentation mode on and off.
 
-Measured in the page, not guessed: no formula and no chart wider than its container, no label cut short
-("Next …"), x labels that never overlap yet all present, a sidebar of SIDEBAR_PX, the bertviz model view's
+Measured in the page, not guessed: no formula, chart or chart title wider than its container, no label cut
+short ("Next …"), x labels that never overlap yet all present, a sidebar of SIDEBAR_PX, the bertviz model view's
 last head inside its frame, and bertviz opened on the page's attention (dates + cross: Cross).
 The server comes from test_app_browser.py's module-scoped `app_url` fixture. Screenshots go to
 tests/artifacts/layout/; look at them.
@@ -49,11 +49,10 @@ FORMULAS_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] .ka
     return {text: k.textContent.slice(0, 60), overflow: right - holder.getBoundingClientRect().right};
 })"""
 
-# Labels Streamlit shortens with an ellipsis when they do not fit: buttons, metric labels, widget labels.
-TRUNCATED_JS = """() => [...document.querySelectorAll(
-        '[data-testid="stMain"] button p, [data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] div, '
-        + '[data-testid="stMain"] [data-testid="stWidgetLabel"] p')]
-    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"""
+# Text Streamlit cut short with an ellipsis ("Next …"): button and toggle labels, metric labels, page names.
+TRUNCATED_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] *, [data-testid="stSidebar"] *')]
+    .filter(e => e.offsetParent !== null && getComputedStyle(e).textOverflow === 'ellipsis'
+                 && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"""
 
 # Per chart: its title, container overflow, tick font sizes per axis letter, and x labels that overlap.
 CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
@@ -83,9 +82,11 @@ CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot 
     const holder = plot.closest('[data-testid="stElementContainer"]') || plot.parentElement;
     const heat = (plot._fullData || []).filter(t => t.type === 'heatmap' && t.name !== 'masked');
     const categories = new Set(heat.flatMap(t => Array.from(t.x || []).filter(x => typeof x === 'string')));
+    const heading = plot.querySelector('.gtitle'), drawn = svg ? svg.getBoundingClientRect() : null;
     return {title, overlaps, xsizes: texts('x').map(size), ysizes: texts('y').map(size),
             xticks: texts('x').map(t => t.textContent), categories: [...categories],
-            overflow: svg ? svg.getBoundingClientRect().width - holder.getBoundingClientRect().width : 0};
+            overflow: svg ? drawn.width - holder.getBoundingClientRect().width : 0,
+            titleOverflow: heading && drawn ? heading.getBoundingClientRect().right - drawn.right : 0};
 })"""
 
 # In a bertviz frame: how far its SVG reaches past the frame's width, and the Attention menu's choice.
@@ -144,6 +145,7 @@ def assert_fits(page, present: bool) -> list[dict]:
     drawn = page.evaluate(CHARTS_JS)
     for chart in drawn:
         assert chart["overflow"] <= 1, f"{chart['title']!r} overflows its container by {chart['overflow']} px"
+        assert chart["titleOverflow"] <= 1, f"{chart['title']!r}: the title runs {chart['titleOverflow']} px past"
         if not (present and chart["xsizes"] and min(chart["xsizes"]) <= MIN_TICK_PX):
             assert chart["overlaps"] == 0, f"{chart['title']!r}: {chart['overlaps']} x labels overlap"
         if present:
