@@ -41,9 +41,9 @@ RECIPES: dict[str, Recipe] = {
         train=TrainConfig(steps=800, batch_size=128, lr=2e-3, warmup_steps=50, eval_every=200, eval_sequences=300),
     ),
     "shakespeare": Recipe(
-        task={"name": "shakespeare", "seq_len": 64, "max_vocab": 5000},
-        model={"d_model": 128, "n_heads": 4, "n_layers": 3, "n_kv_heads": 4, "pos_encoding": "learned"},
-        train=TrainConfig(steps=700, batch_size=32, lr=2e-3, warmup_steps=50, eval_every=350, eval_sequences=200),
+        task={"name": "shakespeare", "seq_len": 128, "max_vocab": 12000},
+        model={"d_model": 192, "n_heads": 4, "n_layers": 3, "n_kv_heads": 4, "pos_encoding": "learned"},
+        train=TrainConfig(steps=2800, batch_size=16, lr=2.5e-3, warmup_steps=100, eval_every=700, eval_sequences=200),
     ),
 }
 
