@@ -8,12 +8,12 @@ app.py`, user models in an empty temporary folder). Screenshots of the three pag
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from . import test_app_browser as base
-from .test_app_browser import SHIPPED, assert_clean_app, open_app, screenshot
+from .test_app_browser import APP_IDLE, RUN_TIMEOUT_MS, SHIPPED, assert_clean_app, open_app, screenshot
 
 # The server (with its run log) and the offline page, shared with test_app_browser.py.
 app_server, app_url, page = base.app_server, base.app_url, base.page
@@ -38,11 +38,22 @@ def points(page, title_prefix: str, trace: int = -1) -> int:
 
 
 def wait_for_points(page, title_prefix: str, at_least: int, timeout_s: float = 60, trace: int = -1) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (count := points(page, title_prefix, trace)) < at_least:
-        assert time.monotonic() < deadline, f"{title_prefix!r} has {count} points, wanted {at_least}"
-        page.wait_for_timeout(200)
-    return count
+    """The trace's point count, once it is at least `at_least`."""
+    try:
+        page.wait_for_function(f"([prefix, trace, atLeast]) => ({POINTS_JS})([prefix, trace]) >= atLeast",
+                               arg=[title_prefix, trace, at_least], timeout=timeout_s * 1000)
+    except PlaywrightTimeoutError:
+        pytest.fail(f"{title_prefix!r} has {points(page, title_prefix, trace)} points, wanted {at_least}")
+    return points(page, title_prefix, trace)
+
+
+# Records, in the page, each new point count of the loss chart's first trace; true once it has three.
+LOSS_COUNTS_JS = f"""() => {{
+    const count = ({POINTS_JS})(['Loss', 0]);
+    const seen = window.lossCounts = window.lossCounts || [];
+    if (count > 0 && count !== seen[seen.length - 1]) seen.push(count);
+    return seen.length >= 3;
+}}"""
 
 
 def test_next_five_tokens_grow_the_cache_chart(app_url, page, browser_log, artifacts_dir):
@@ -78,13 +89,13 @@ def test_train_live_stop_save_and_pick(app_url, page, browser_log, artifacts_dir
     page.locator("label").filter(has_text="Stop when learned").click()  # off: this run must still be going to be stopped
     page.get_by_role("button", name="Start training").click()
     page.wait_for_function("() => location.search.includes('tr_stop_learned=false')", timeout=30_000)
-    seen = {wait_for_points(page, "Loss", 1, timeout_s=120, trace=0)}
-    deadline = time.monotonic() + 120
-    while len(seen) < 3:  # the first count and two updates after it
-        assert time.monotonic() < deadline, f"the loss chart did not update twice: {sorted(seen)}"
-        page.wait_for_timeout(500)
-        seen.add(points(page, "Loss", 0))
-    assert sorted(seen) == sorted(seen, key=lambda n: n) and min(seen) >= 1
+    wait_for_points(page, "Loss", 1, timeout_s=120, trace=0)
+    try:  # the first count and two updates after it
+        page.wait_for_function(LOSS_COUNTS_JS, timeout=120_000, polling=100)
+    except PlaywrightTimeoutError:
+        pytest.fail(f"the loss chart did not update twice: {page.evaluate('() => window.lossCounts')}")
+    seen = page.evaluate("() => window.lossCounts")
+    assert seen == sorted(set(seen)) and seen[0] >= 1, seen  # the live chart only grows
     screenshot(page, artifacts_dir / "app_train_running.png")
     page.get_by_test_id("stButton").get_by_role("button", name="Stop", exact=True).click()  # not the header's
     page.get_by_text(re.compile(r"Stopped \(stopped by you\) after \d+ steps")).wait_for(timeout=120_000)
@@ -113,8 +124,9 @@ def test_train_defaults_stop_when_learned(app_url, page, browser_log, artifacts_
     page.get_by_text(re.compile(r"second half (100|99\.\d)% · first half \d+% \(chance 10%\)")).first.wait_for(
         timeout=30_000)
     page.get_by_text("has learned to write 8 random symbols backwards", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Save", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)  # the last run: save form on
+    page.wait_for_selector(APP_IDLE, state="attached", timeout=RUN_TIMEOUT_MS)  # ... and it has ended
     assert page.get_by_test_id("stButton").get_by_role("button", name="Stop", exact=True).count() == 0
-    page.wait_for_timeout(2000)  # the page's last run (timer off, save form on) has settled
     assert page.get_by_text(re.compile(r"Learned in \d+ steps")).count() == 1
     assert_clean_app(page, browser_log)
     screenshot(page, artifacts_dir / "app_train_learned.png")
