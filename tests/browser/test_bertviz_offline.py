@@ -244,9 +244,11 @@ def test_a_served_library_that_does_not_match_its_hash_is_not_run(page_offline, 
     base, folder, _ = app_origin
     served = folder / "app" / "static" / "bertviz" / VENDOR_SCRIPTS[0]
     served.write_text(served.read_text(encoding="utf-8") + "\nwindow.tampered = true;\n", encoding="utf-8")
-    (frame,) = open_in_srcdoc_iframes(page_offline, base, [head_view_html(random_attention(6, 6, 0), TOKENS,
-                                                                          scripts_url=SCRIPTS_URL)])
-    page_offline.wait_for_timeout(1500)
+    # The view's own code runs once the libraries have loaded or been refused; without jQuery it throws
+    # ("$ is not a function"), and nothing can draw after that.
+    with page_offline.expect_event("pageerror", timeout=RENDER_TIMEOUT_MS):
+        (frame,) = open_in_srcdoc_iframes(page_offline, base, [head_view_html(random_attention(6, 6, 0), TOKENS,
+                                                                              scripts_url=SCRIPTS_URL)])
     assert frame.locator("#vis svg line").count() == 0
     assert any("integrity" in message for message in browser_log.console_errors), browser_log.console_errors
 
