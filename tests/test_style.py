@@ -108,3 +108,20 @@ def test_long_titles_wrap_in_the_normal_look_too():
     assert fig.layout.margin.t > 60 and original.layout.title.text == long_title  # a copy
     short = fit_titles(go.Figure(layout={"title": "bars", "margin": {"t": 60}}))
     assert short.layout.title.text == "bars" and short.layout.margin.t == 60
+
+
+def test_subplot_titles_wrap_only_in_one_row_of_panels():
+    from viz.panels import plot_panels
+
+    def titled(count: int, title: str) -> go.Figure:
+        return plot_panels([Panel(np.eye(3), f"{title} {i}", None, None) for i in range(count)], "t")
+
+    one_row = present(titled(4, "a long subplot title"))
+    assert all("<br>" in note.text for note in one_row.layout.annotations)
+    assert all("<br>" not in note.text for note in fit_titles(titled(4, "a long subplot title")).layout.annotations)
+    grid = titled(4, "a long subplot title")
+    for note, y in zip(grid.layout.annotations, (1.0, 1.0, 0.5, 0.5)):  # two rows of two
+        note.y = y
+    shown = present(grid).layout.annotations
+    assert all("<br>" not in note.text and note.font.size < PRESENT_FONT_PX for note in shown)  # smaller instead
+    assert all(2 * len(note.text) * CHAR_EM * note.font.size <= NARROW_PLOT_PX for note in shown)

@@ -14,6 +14,7 @@ styles its own figures. What it does, for every figure:
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -81,20 +82,25 @@ def present(fig: go.Figure) -> go.Figure:
 def fit_titles(fig: go.Figure) -> go.Figure:
     """A copy of `fig` whose title is wrapped to fit an 800-pixel screen's chart in the normal look."""
     fig = go.Figure(fig)
-    _wrap_titles(fig, NORMAL_TITLE_CHARS, NORMAL_LINE_PX)
+    _wrap_titles(fig, NORMAL_TITLE_CHARS, NORMAL_LINE_PX, subplot_titles=False)  # those fit at 800 px
     return fig
 
 
-def _wrap_titles(fig: go.Figure, chars: int, line_px: int) -> None:
+def _wrap_titles(fig: go.Figure, chars: int, line_px: int, subplot_titles: bool = True) -> None:
     """The title, and the subplot titles of panels side by side, wrapped at about `chars` characters across
     the figure; the top margin grows by line_px for each extra line."""
     extra_lines = 0
     if fig.layout.title.text:
         fig.layout.title.text = wrap(fig.layout.title.text, chars)
         extra_lines = fig.layout.title.text.count("<br>")
-    panels = len(fig.layout.annotations)
-    for note in fig.layout.annotations:
-        note.update(text=wrap(note.text or "", chars // max(1, panels)) if panels > 1 else note.text)
+    rows = Counter(round(note.y or 0, 3) for note in fig.layout.annotations)  # panels in each row of panels
+    across = max(rows.values(), default=1)
+    for note in fig.layout.annotations if subplot_titles and across > 1 else ():
+        if len(rows) == 1:  # one row grows into the top margin
+            note.update(text=wrap(note.text or "", chars // across))
+        else:  # a lower row's wrapped titles would cover the panels above: a smaller font instead
+            fit = NARROW_PLOT_PX / across / (max(len(note.text or ""), 1) * CHAR_EM)
+            note.font.size = int(min(note.font.size or PRESENT_FONT_PX, max(MIN_TICK_PX, fit)))
         extra_lines = max(extra_lines, (note.text or "").count("<br>") + (fig.layout.title.text or "").count("<br>"))
     if extra_lines:
         top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
