@@ -347,7 +347,7 @@ def test_a_head_change_reruns_only_the_page_fragment(app_server, page, browser_l
     # chart title that names a head names head 1. (A chart that keeps its element id across a figure
     # change keeps showing its first figure in Streamlit 1.67's frontend: this caught that.)
     script = ("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
-              ".map(p => JSON.stringify((p.layout || {}).title || ''))")
+              ".map(p => JSON.stringify((p.layout || {}).title || '').replaceAll('<br>', ' '))")  # wrapped titles
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
     while True:
         titles = page.evaluate(script)

@@ -23,14 +23,15 @@ GPTS = [c["name"] for c in SHIPPED if c["architecture"] == "gpt"]
 POINTS_JS = """([prefix, trace]) => {
     const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
         p => p.layout && p.layout.title
-            && String(p.layout.title.text || '').replace(/<[^>]*>/g, '').startsWith(prefix));
+            && String(p.layout.title.text || '').replace(/<br>/g, ' ').replace(/<[^>]*>/g, '').startsWith(prefix));
     if (!plot) return -1;
     return plot.data[trace < 0 ? plot.data.length + trace : trace].x.length;
 }"""
 
 
 def points(page, title_prefix: str, trace: int = -1) -> int:
-    """Points in one trace of the plotly chart whose title (Streamlit wraps it in <b>) starts with title_prefix.
+    """Points in one trace of the plotly chart whose title (in <b>, long ones broken with <br>) starts with
+    title_prefix.
 
     -1 when there is no such chart.
     """

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FIGURE_JS = """(prefix) => {
     const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
         p => p.layout && p.layout.title
-            && String(p.layout.title.text || '').replace(/<[^>]*>/g, '').includes(prefix));
+            && String(p.layout.title.text || '').replace(/<br>/g, ' ').replace(/<[^>]*>/g, '').includes(prefix));
     if (!plot) return null;
     // _fullData holds the arrays plotly decoded (numpy arrays arrive as typed-array specs in data)
     return (plot._fullData || plot.data).map(t => ({name: t.name || '', y: t.y ? Array.from(t.y) : null,

@@ -31,8 +31,10 @@ def url_path(tour_path: str) -> str:
     return "" if tour_path == HOME else Path(tour_path).stem
 
 
-# Plain text of a plotly title or annotation: Streamlit wraps titles in <b>, and the figures escape HTML (&#x27;).
-PLAIN_JS = "s => new DOMParser().parseFromString(String(s || ''), 'text/html').body.textContent"
+# Plain text of a plotly title or annotation, on one line: titles come in <b>, long ones broken with <br>
+# (viz.style.wrap), and the figures escape HTML (&#x27;).
+PLAIN_JS = ("s => new DOMParser().parseFromString(String(s || '').replace(/<br>/g, ' '), 'text/html')"
+            ".body.textContent")
 # For every drawn plotly chart: its title, its trace names and data, and the subplot titles (annotations) that
 # name the panels of a multi-panel figure.
 CHARTS_JS = f"""() => {{
