@@ -6,7 +6,7 @@ from app_lib.state import ensure_entrypoint, session_token
 from app_lib.training_form import pick_task, save_form, settings_form
 from app_lib.training_job import JOB_QUEUE, QueueError, start_job
 from app_lib.ui import chart
-from explain.labels import token_labels
+from explain.labels import reversal_axis, token_labels
 from explain.training import JobSnapshot
 from model import ConfigError
 from viz.figures_training import (
@@ -125,6 +125,7 @@ def live() -> None:
             if snap.accuracy_by_position:
                 chart(plot_accuracy_by_position(snap.accuracy_by_position, snap.settings.n, snap.chance,
                                                 evals[-1].step), "train_accuracy_by_position")
+                st.caption(reversal_axis(snap.settings.n, snap.chance).note)
         else:
             st.info(f"Accuracy on fresh examples appears after the first evaluation (every {snap.eval_every} steps).")
     if snap.attention is not None:

@@ -72,6 +72,7 @@ def test_the_train_page_draws_the_same_position_axis(app_url, page, browser_log,
     page.get_by_role("button", name="Start training").click()  # the defaults: a reversal of n = 8, vocabulary 10
     train = accuracy_axis(page, "Accuracy by position (step")
     assert_the_one_axis(train)
+    assert train["below"].startswith("Ticks read position:symbol") and "Positions 0 to 6" in train["below"]
     screenshot(page, artifacts_dir / "labels-train.png")
     stop = page.get_by_test_id("stButton").get_by_role("button", name="Stop", exact=True)
     if stop.count():  # the run may have learned already; otherwise free its slot and the CPU
