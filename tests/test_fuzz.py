@@ -133,11 +133,16 @@ def markup_of(document: str) -> str:
     return re.sub(r"<script>.*?</script>", "<script></script>", document, flags=re.DOTALL)
 
 
-def assert_bertviz_safe(document: str, neutral: str, title: str | None) -> dict:
-    """Five scripts, as built; the markup is the same as with harmless tokens ("xxx" of the same lengths),
+HEAD_VIEW_SCRIPTS = 5
+MODEL_VIEW_SCRIPTS = 6  # the model view adds viz.bertviz_html.FIT_TO_WIDTH
+
+
+def assert_bertviz_safe(document: str, neutral: str, title: str | None, scripts: int) -> dict:
+    """`scripts` inline scripts, as built; the markup is the same as with harmless tokens ("xxx" of the same lengths),
     so no token leaks into HTML; the title is escaped; the params decode back as JSON data. Returns the params."""
     markup = markup_of(document)
-    assert markup.count("<script></script>") == 5 and len(re.findall(r"<script", markup, re.IGNORECASE)) == 5
+    assert markup.count("<script></script>") == scripts
+    assert len(re.findall(r"<script", markup, re.IGNORECASE)) == scripts
     assert markup == markup_of(neutral), "the tokens changed the HTML outside the scripts"
     if title:
         assert f"<title>{html.escape(title)}</title>" in document and f"<h3>{html.escape(title)}</h3>" in document
@@ -441,8 +446,9 @@ def test_traced_user_text_reaches_figures_and_bertviz_escaped(checkpoints, name,
     harmless = dataclasses.replace(prepared, tokens=tuple(neutral([display_token(t) for t in prepared.tokens])),
                                    target_tokens=tuple(neutral([display_token(t) for t in prepared.target_tokens])))
     plain = build_views(harmless, name, layer=0, head=0)
-    for document, neutral_document in ((views.head_html, plain.head_html), (views.model_html, plain.model_html)):
-        params = assert_bertviz_safe(document, neutral_document, None)
+    for document, neutral_document, scripts in ((views.head_html, plain.head_html, HEAD_VIEW_SCRIPTS),
+                                                 (views.model_html, plain.model_html, MODEL_VIEW_SCRIPTS)):
+        params = assert_bertviz_safe(document, neutral_document, None, scripts)
         assert params["attention"][0]["left_text"] == [display_token(t) for t in prepared.tokens]
     assert token_labels(prepared.tokens) == prepared.labels
 
@@ -459,10 +465,10 @@ def test_bertviz_documents_keep_any_tokens_and_title_escaped(raw, length, title)
     cross = [rng.dirichlet(np.ones(length), size=(1, 2, 1)) for _ in range(2)]
     decoder = [np.ones((1, 2, 1, 1)) for _ in range(2)]
     builders = [
-        lambda t: head_view_html(attention, t, layer=1, heads=[0], title=title),
-        lambda t: model_view_html(attention, t, title=title),
-        lambda t: head_view_html_encoder_decoder(attention, decoder, cross, t, t[:1], title=title),
+        (lambda t: head_view_html(attention, t, layer=1, heads=[0], title=title), HEAD_VIEW_SCRIPTS),
+        (lambda t: model_view_html(attention, t, title=title), MODEL_VIEW_SCRIPTS),
+        (lambda t: head_view_html_encoder_decoder(attention, decoder, cross, t, t[:1], title=title), HEAD_VIEW_SCRIPTS),
     ]
-    for build in builders:
-        params = assert_bertviz_safe(build(tokens), build(neutral(tokens)), title)
+    for build, scripts in builders:
+        params = assert_bertviz_safe(build(tokens), build(neutral(tokens)), title, scripts)
         assert params["attention"][0]["left_text"] == tokens
