@@ -25,7 +25,7 @@ st.set_page_config(page_title="Transformer Playground", page_icon="🔍", layout
 navigation = st.navigation({
     section: [st.Page(page.path, title=page.title, icon=page.icon, default=page.path == HOME) for page in pages]
     for section, pages in sections().items()
-})
+}, expanded=True)  # every page of the tour in the menu: collapsed, it hid the last pages under "View more"
 # Server-side run time, only when $TP_RUN_LOG is set (load test).
 with timed_run(navigation.url_path or "home", session=session_owner()):
     set_selection(render_sidebar())

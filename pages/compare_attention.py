@@ -117,7 +117,7 @@ def cache_calculator() -> None:
     batch = cols[5].number_input("batch B", 1, 4096, key="calc_batch")
     dtype = cols[6].selectbox("dtype", list(DTYPE_BYTES), index=1, key="calc_dtype")
     mla_cols = st.columns([2, 1, 1])
-    mla = mla_cols[0].toggle("Add multi-head latent attention (MLA)", key="calc_mla",
+    mla = mla_cols[0].toggle("Add MLA (latent attention)", key="calc_mla",
                              help="the DeepSeek presets turn it on with their own sizes")
     latent = mla_cols[1].number_input("MLA latent d_c", 1, 65536, key="calc_latent", disabled=not mla,
                                       help="multi-head latent attention caches this many numbers per token and layer")

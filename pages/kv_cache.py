@@ -54,14 +54,14 @@ top_k = url_number_input("Top-k (0 = all tokens)", "kv_top_k", min_value=0, max_
 top_p = url_float_slider("Top-p (1 = all tokens)", "kv_top_p", min_value=0.05, max_value=1.0, default=1.0, step=0.05,
                          where=controls[2],
                          help="Keep the fewest most likely tokens whose probabilities add up to at least p.")
-options = st.columns([4, 1, 1], vertical_alignment="center")
-never_special = url_toggle("Never generate special tokens", "kv_never_special", default=True, where=options[0])
-autoplay = options[2].toggle("Autoplay", key="kv_autoplay")
+options = st.container(horizontal=True, vertical_alignment="center")
+never_special = url_toggle("Never generate special tokens", "kv_never_special", default=True, where=options)
+autoplay = options.toggle("Autoplay", key="kv_autoplay")
 st.caption(suppression_note(tokenizer) + " This page writes with the settings above (greedy at temperature 0); the "
            "continuation other pages show under the input uses the task's own settings, so the two can differ.")
 settings = settings_from_controls(temperature, top_k, top_p, never_special, tokenizer)
 key = (name, version_of(name), model_input.ids)
-options[1].button("Reset", key="kv_reset", help="Start again from the prompt.",
+options.button("Reset", key="kv_reset", help="Start again from the prompt.",
                   on_click=lambda: st.session_state.pop(SESSION_KEY, None))
 if st.session_state.get(SESSION_KEY, (None,))[0] != key:
     session = session_for(checkpoint, model_input.ids)
@@ -88,10 +88,9 @@ def generation_section() -> None:
     last, labels = view.last, list(view.labels)
     source = f"Source {code_span(view.source_text)} · " if view.source_text is not None else ""
     new_text = " ".join(code_span(token) for token in view.generated)
-    step_row = st.columns([1, 5], vertical_alignment="center")
-    step_row[0].button("Next token", on_click=advance, type="primary", key="kv_next", disabled=session.finished,
-                       width="stretch")
-    step_row[1].markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
+    step_row = st.container(horizontal=True, vertical_alignment="center")
+    step_row.button("Next token", on_click=advance, type="primary", key="kv_next", disabled=session.finished)
+    step_row.markdown(f"{source}**Step {last.index}** ({last.kind}) · generated so far: {new_text or '-'}"
                          + (f" · as text: {code_span(view.generated_text)}" if view.generated else "")
                          + (" · **finished** (context full or end token)" if view.finished else ""))
     choice = next_token_choice(last, settings, view.vocabulary)  # redrawn from the step's logits, no model run

@@ -33,9 +33,17 @@ AXIS_JS = """(prefix) => {
 }"""
 
 
+STILL_JS = """el => new Promise(done => {
+    const top = el.getBoundingClientRect().top;
+    requestAnimationFrame(() => requestAnimationFrame(() => done(el.getBoundingClientRect().top === top)));
+})"""
+
+
 def accuracy_axis(page, title_prefix: str) -> dict:
     """The drawn tick labels, each trace's categories and the text right below the chart titled title_prefix."""
-    page.wait_for_function(f"() => ({AXIS_JS})({title_prefix!r}) !== null", timeout=base.RUN_TIMEOUT_MS)
+    # the note is drawn after the chart in the same run: wait for both
+    page.wait_for_function(f"() => {{ const found = ({AXIS_JS})({title_prefix!r}); return found && found.below; }}",
+                           timeout=base.RUN_TIMEOUT_MS)
     return page.evaluate(AXIS_JS, title_prefix)
 
 
@@ -74,17 +82,21 @@ def test_the_train_page_draws_the_same_position_axis(app_url, page, browser_log,
     assert_the_one_axis(train)
     assert train["below"].startswith("Ticks read position:symbol") and "Positions 0 to 6" in train["below"]
     screenshot(page, artifacts_dir / "labels-train.png")
-    stop = page.get_by_test_id("stButton").get_by_role("button", name="Stop", exact=True)
-    if stop.count():  # the run may have learned already; otherwise free its slot and the CPU
-        stop.click()
-    page.get_by_text(re.compile(r"Stopped \(stopped by you\)|Learned in \d+ steps")).first.wait_for(timeout=120_000)
+    # the default run stops by itself once learned (the Stop button is redrawn at every live update, so a
+    # click on it races the redraw)
+    page.get_by_text(re.compile(r"Learned in \d+ steps")).first.wait_for(timeout=180_000)
     assert_clean_app(page, browser_log)
 
 
 def test_the_compare_page_writes_its_models_and_layer_into_the_url(app_url, page, browser_log):
     open_app(page, app_url)
     open_app(page, f"{app_url}/compare_attention?checkpoint=reversal-mha", charts=2)
-    page.get_by_role("combobox", name="Layer").click()
+    layer = page.get_by_role("combobox", name="Layer")
+    # The select sits below the fold: a click that scrolls it into view opens its menu while the page still
+    # moves, and the scroll closes it again. Scroll first, then click once it stands still.
+    layer.scroll_into_view_if_needed()
+    page.wait_for_function(STILL_JS, arg=layer.element_handle(), timeout=10_000)
+    layer.click()
     page.get_by_role("option", name="1", exact=True).click()
     page.wait_for_function("() => location.search.includes('cmp_layer=1')", timeout=30_000)
     shared = page.url
