@@ -118,3 +118,11 @@ def figure_title(figure: dict) -> str:
 def figures(at) -> dict[str, dict]:
     """The page's plotly figures by title (a title drawn twice keeps its last figure: use all_figures to count)."""
     return {figure_title(figure): figure for figure in all_figures(at)}
+
+
+def lesson_widget_key(at, suffix: str) -> str:
+    """The key of the Lessons page's widget for this question ending in `suffix` (app_lib.lessons_view
+    prefixes keys per question)."""
+    widgets = [*at.button, *at.text_input, *at.radio, *at.checkbox]
+    keys = [w.key for w in widgets if w.key and w.key.startswith("lesson::")]
+    return next(k for k in keys if k.endswith("::" + suffix))

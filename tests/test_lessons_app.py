@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
-from conftest import save_tiny_user_models
+from conftest import lesson_widget_key, open_page, save_tiny_user_models
 
 from app_lib.checkpoints import load_model
 from app_lib.lesson_progress import PROGRESS_KEY, report_csv, report_json
@@ -18,20 +17,12 @@ from explain.lesson_types import CellsAnswer, ChoiceAnswer, NumberAnswer, Number
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/lessons.py"
 TIMEOUT = 180  # the machine is shared and loaded
 
 
 def open_lesson(query: dict[str, str]):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(PAGE, query, timeout=TIMEOUT)
 
 
 def problem_for(slug: str, checkpoint: str, text: str) -> Problem:
@@ -39,11 +30,7 @@ def problem_for(slug: str, checkpoint: str, text: str) -> Problem:
     return find_lesson(slug).solve(load_model(checkpoint), text)
 
 
-def widget_key(at, suffix: str) -> str:
-    """The key of this question's widget ending in `suffix` (keys carry a per-question prefix)."""
-    widgets = [*at.button, *at.text_input, *at.radio, *at.checkbox]
-    keys = [w.key for w in widgets if w.key and w.key.startswith("lesson::")]
-    return next(k for k in keys if k.endswith("::" + suffix))
+widget_key = lesson_widget_key
 
 
 def tick_cells(at, cells: frozenset[tuple[int, int]]):

@@ -3,9 +3,8 @@ inputs, the check following the model and input (one case's right answer is wron
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import lesson_widget_key, open_page
 
 from app_lib.checkpoints import load_model
 from explain.lesson_catalog import find_lesson
@@ -13,7 +12,6 @@ from explain.lesson_types import CellsAnswer, ChoiceAnswer, Problem
 
 pytestmark = pytest.mark.usefixtures("no_pages_folder_mode")  # see tests/conftest.py
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/lessons.py"
 TIMEOUT = 180  # the machine is shared and loaded
 PI = "3 1 4 1 5 9 2 6"
@@ -29,14 +27,7 @@ CASES = [(slug, *case) for slug, pair in PAIRS.items() for case in pair] + [("ro
 
 
 def open_lesson(slug: str, checkpoint: str, text: str):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({"lesson": slug, "checkpoint": checkpoint, "text": text})
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(PAGE, {"lesson": slug, "checkpoint": checkpoint, "text": text}, timeout=TIMEOUT)
 
 
 def problem_for(slug: str, checkpoint: str, text: str) -> Problem:
@@ -44,10 +35,7 @@ def problem_for(slug: str, checkpoint: str, text: str) -> Problem:
     return find_lesson(slug).solve(load_model(checkpoint), text)
 
 
-def widget_key(at, suffix: str) -> str:
-    """This question's widget whose key ends in `suffix` (app_lib.lessons_view prefixes keys per question)."""
-    keys = [w.key for w in (*at.button, *at.radio, *at.checkbox) if w.key and w.key.startswith("lesson::")]
-    return next(k for k in keys if k.endswith("::" + suffix))
+widget_key = lesson_widget_key
 
 
 def enter(at, answer: CellsAnswer | ChoiceAnswer, response: frozenset[tuple[int, int]] | int):
