@@ -25,11 +25,7 @@ async def drive(args: argparse.Namespace, base: str, run: Run, max_runs: int) ->
             await asyncio.sleep(index * args.stagger)
             await s.safely(s.open())
             if index < args.training_runs:
-                for _attempt in range(3):  # a busy page may hide the Train form from the driver: try again
-                    problems = len(run.problems)
-                    await s.safely(s.train(shared))
-                    if any(t.session == index for t in run.training) or len(run.problems) == problems:
-                        break
+                await s.safely(s.train(shared))
             await s.inspect(args.duration)
             shared["done"] += 1
             if shared["done"] == args.sessions:
