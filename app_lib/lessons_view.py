@@ -35,7 +35,8 @@ from .checkpoints import load_model, version_of
 from .lesson_progress import QuestionProgress, progress, question, record_check, record_shown, report_csv, report_json
 from .sidebar import select_checkpoint
 from .state import Selection
-from .ui import chart
+from .tracing import traced
+from .ui import chart, show_notes
 
 LESSON_KEY, TEACHER_KEY, STUDENT_KEY = "lesson", "teacher", "lesson_student"
 TRIES_BEFORE_ANSWER = 2
@@ -101,6 +102,9 @@ def lesson_section(lesson: Lesson, selection: Selection, teacher: bool) -> None:
     if problem.error or problem.answer is None:
         _refuse(lesson, name, problem.error or "This checkpoint cannot pose this lesson.")
         return
+    # what the other pages say of this input (truncated to the context, not a date, unknown words); a refused
+    # input has been explained by _refuse above
+    show_notes([note for note in traced(name, text).notes if note.level != "error"])
     st.markdown(problem.question)
     record = question(lesson.slug, lesson.title, name, text)
     prefix = "lesson::" + hashlib.sha1(f"{lesson.slug}\0{name}\0{text}".encode()).hexdigest()[:12] + "::"

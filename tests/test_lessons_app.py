@@ -95,7 +95,7 @@ def test_a_wrong_answer_gets_the_hint_then_the_answer_after_the_second_try(slug,
     lesson, problem = find_lesson(slug), problem_for(slug, checkpoint, text)
     at = open_lesson({"lesson": slug, "checkpoint": checkpoint, "text": text})
     press(answer(at, problem, right=False), "check")
-    assert at.warning and at.warning[0].value.startswith("Not yet")
+    assert any(w.value.startswith("Not yet") for w in at.warning)
     assert any(lesson.hint[:40] in i.value for i in at.info)
     assert not any(m.value.startswith("**The answer**") for m in at.main.markdown)
     assert len(at.get("plotly_chart")) == 0
@@ -240,3 +240,11 @@ def test_presentation_mode_restyles_the_evidence():
     figures = [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
     assert len(figures) == 2
     assert all(f["layout"]["height"] <= 720 and f["layout"]["font"]["size"] >= 18 for f in figures)
+
+
+def test_the_inputs_notes_show_above_the_question():
+    """The input's warnings, as on the other pages: a non-date on the dates model, a text past the context."""
+    at = open_lesson({"lesson": "cross-attention-alignment", "checkpoint": "dates", "text": "hello"})
+    assert any("not a date" in w.value for w in at.warning)
+    at = open_lesson({"lesson": "causal-mask", "checkpoint": "shakespeare-mha", "text": " ".join(["love"] * 400)})
+    assert any("context is 128" in w.value for w in at.warning)
